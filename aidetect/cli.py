@@ -1,0 +1,50 @@
+"""The `aidetect` command line: one entry point for every job.
+
+    aidetect up                 # train if no production model, then serve on 127.0.0.1:8000
+    aidetect train --epochs 4   # train the default CPU detector, log and register it in MLflow
+    aidetect evaluate           # metrics per source, calibration, thresholds, plots
+    aidetect serve              # the LitServe detector
+    aidetect --help             # everything else
+
+Commands import their heavy modules lazily so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="aidetect",
+    help="Tell whether an image was made by AI: train, evaluate, register and serve detectors.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class CLIError(Exception):
+    """An error the user can fix; printed as one line on stderr with exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"aidetect: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# --- sub-applications of other areas register here (one line each) ---
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    app()

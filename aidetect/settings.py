@@ -1,0 +1,67 @@
+"""Every default aidetect uses, in one place, each overridable by an AIDETECT_* variable.
+
+    AIDETECT_HOME=/srv/aidetect AIDETECT_MODEL_URI=models:/aidetect/7 aidetect serve
+
+Nothing here touches disk or network: paths are computed, not created.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    return Path.home() / ".aidetect"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIDETECT_", extra="ignore")
+
+    # --- where things live ---
+    home: Path = Field(default_factory=_default_home, description="data directory: MLflow store, artifacts")
+    manifest: Path = Field(
+        default=_REPO_ROOT.parent / "shared" / "data" / "manifest.csv",
+        description="labelled image manifest (path,label,source,split,origin)",
+    )
+
+    # --- registry ---
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; default SQLite under home")
+    registry_uri: str | None = Field(default=None, description="MLflow registry URI; default = tracking URI")
+    experiment: str = Field(default="aidetect", description="MLflow experiment for training runs")
+    model_name: str = Field(default="aidetect", description="registered model name")
+    production_alias: str = Field(default="production", description="alias the service follows by default")
+    model_uri: str | None = Field(default=None, description="model to serve; default models:/<name>@<alias>")
+
+    # --- input limits (shared by training-time decoding and the service) ---
+    max_bytes: int = Field(default=20 * 1024 * 1024, description="largest accepted upload, bytes")
+    max_pixels: int = Field(default=40_000_000, description="largest accepted image, width*height")
+
+    # --- service ---
+    host: str = Field(default="127.0.0.1", description="address the detector binds")
+    port: int = Field(default=8000, description="port the detector binds")
+    max_batch_size: int = Field(default=16, description="dynamic batching: most images per forward pass")
+    batch_timeout: float = Field(default=0.01, description="dynamic batching: seconds to wait to fill a batch")
+    workers_per_device: int = Field(default=1, description="inference worker processes")
+
+    @cached_property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @cached_property
+    def artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @cached_property
+    def resolved_model_uri(self) -> str:
+        return self.model_uri or f"models:/{self.model_name}@{self.production_alias}"
+
+
+def get_settings(**overrides) -> Settings:
+    """Fresh settings from the environment; keyword overrides win (the CLI passes its flags here)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs (servers, browser, test hosts). Idempotent; needs root.
+# Each area adds what its tests need to PACKAGES; nothing is installed by hand.
+set -euo pipefail
+PACKAGES=(
+  postgresql        # detection records, MLflow backend in the deployment
+  chromium chromium-driver   # moderator page end-to-end tests
+  openssh-server iproute2 debootstrap   # Ansible test hosts in network namespaces
+)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,1 @@
+"""aidetect: service."""
