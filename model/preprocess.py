@@ -1,0 +1,140 @@
+"""The one preprocessing path, shared by training, evaluation and serving.
+
+    cfg = PreprocessConfig()
+    img = decode_image(raw_bytes, cfg)          # bytes -> RGB PIL image, limits enforced
+    x = to_array(fit_to_size(img, cfg), cfg)     # -> float32 CHW, normalised
+
+The config is saved with every model version (`to_dict`), and serving rebuilds it from there
+(`from_dict`), so training and serving cannot drift. Every rejection is an ImageError with a
+message meant for the caller and an HTTP status the service returns as is.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats we accept; anything else Pillow can open (PSD, EPS, ...) is refused as unsupported.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    size: int = 256  # px: shorter side resized to this, then centre-cropped square (the data set's own recipe)
+    train_crop: int = 160  # px: random crop taken from `size` during training; serving sees the full `size`
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet statistics of the pretrained backbone
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    max_bytes: int = 20 * 1024 * 1024  # largest encoded image accepted
+    max_pixels: int = 40_000_000  # largest width*height accepted, checked before decoding
+    formats: tuple[str, ...] = field(default=ALLOWED_FORMATS)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        return cls(**kw)
+
+
+class ImageError(ValueError):
+    """An input image we refuse; `status` is the HTTP status that fits (400, 413, 415, 422)."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.1f} MP"
+
+
+def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """Decode untrusted bytes into an RGB image upright per EXIF, or raise ImageError."""
+    if not data:
+        raise ImageError("empty body: send the image bytes (raw body or multipart field 'image')", 400)
+    if len(data) > cfg.max_bytes:
+        raise ImageError(
+            f"image is {len(data) / 2**20:.1f} MiB; the limit is {cfg.max_bytes / 2**20:.1f} MiB", 413
+        )
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415)
+    except Exception as e:  # Pillow raises many types for hostile headers
+        raise ImageError(f"unreadable image header ({type(e).__name__})", 422) from None
+    if img.format not in cfg.formats:
+        raise ImageError(f"unsupported image format {img.format}; send one of {', '.join(cfg.formats)}", 415)
+    w, h = img.size
+    # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
+    if w <= 0 or h <= 0:
+        raise ImageError(f"image has no pixels ({w}x{h})", 422)
+    if w * h > cfg.max_pixels:
+        raise ImageError(
+            f"image is {_megapixels(w * h)} ({w}x{h}); the limit is {_megapixels(cfg.max_pixels)}", 413
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            img = _to_rgb(img)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"decompression bomb refused: {e}", 413) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Truncated or corrupt pixel data: Pillow says "image file is truncated" and the like.
+        raise ImageError(f"corrupt or truncated image ({e})", 422) from None
+    except Exception as e:
+        raise ImageError(f"image could not be decoded ({type(e).__name__})", 422) from None
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels become white, as a viewer shows them, not the arbitrary colour under alpha.
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return img.convert("RGB")
+
+
+def fit_to_size(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) -> Image.Image:
+    """Resize the shorter side to cfg.size (LANCZOS) and centre-crop a square; a no-op at the right size."""
+    s = cfg.size
+    w, h = img.size
+    if (w, h) != (s, s):
+        if min(w, h) != s:
+            scale = s / min(w, h)
+            img = img.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.Resampling.LANCZOS)
+            w, h = img.size
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s))
+    return img
+
+
+def to_array(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """RGB image -> float32 CHW array normalised with the backbone's statistics."""
+    x = np.asarray(img, dtype=np.float32) / 255.0
+    x = (x - np.asarray(cfg.mean, dtype=np.float32)) / np.asarray(cfg.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def preprocess(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """Untrusted bytes -> model input, as serving does it."""
+    return to_array(fit_to_size(decode_image(data, cfg), cfg), cfg)
+
+
+def encode_jpeg(img: Image.Image, quality: int) -> bytes:
+    """Re-encode as baseline JPEG (4:2:0), as the data set and social platforms do."""
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality, subsampling="4:2:0")
+    return buf.getvalue()
