@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="labelled image manifest (path,label,source,split,origin)",
     )
 
+    # --- data pipeline (model/etl) ---
+    store_url: str | None = Field(default=None, description="ETL metadata database URL; default SQLite in home")
+    object_store: str | None = Field(
+        default=None, description="image object store: directory or s3://bucket[/prefix]; default home/objects"
+    )
+
     # --- registry ---
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; default SQLite under home")
     registry_uri: str | None = Field(default=None, description="MLflow registry URI; default = tracking URI")
