@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     )
 
     # --- data pipeline (model/etl) ---
-    store_url: str | None = Field(default=None, description="ETL metadata database URL; default SQLite in home")
+    store_url: str | None = Field(default=None, description="ETL database URL; default SQLite in home")
     object_store: str | None = Field(
-        default=None, description="image object store: directory or s3://bucket[/prefix]; default home/objects"
+        default=None, description="images: a directory or s3://bucket[/prefix]; default home/objects"
     )
 
     # --- registry ---
