@@ -1,0 +1,1 @@
+"""Pulumi program for leased GPU capacity (Blazar lease + GPU node); run by `aidetect infra gpu`."""
