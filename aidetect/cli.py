@@ -44,6 +44,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log
 
 
 # --- sub-applications of other areas register here (one line each) ---
+from infra.cli import app as infra_app  # noqa: E402
+
+app.add_typer(infra_app, name="infra")
 
 
 def main() -> None:  # pragma: no cover - console-script shim

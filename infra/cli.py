@@ -1,0 +1,119 @@
+"""`aidetect infra`: the Chameleon deployment from code.
+
+    aidetect infra plan                 # Terraform plan of the standing cluster (site from infra/site.yaml)
+    aidetect infra apply [--yes]        # create or update it: network, router, security group, 3 nodes, IP
+    aidetect infra inventory            # Terraform + Pulumi outputs -> ansible/inventory/generated.yml
+    aidetect infra gpu up --hours 4     # lease a GPU host and boot the GPU node on it (Pulumi)
+    aidetect infra gpu down             # give the GPU back: node, floating IP and lease
+    aidetect infra destroy [--yes]      # remove the standing cluster
+
+Errors a user can fix (missing binary, credentials, placeholders) are one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from infra.config import DEFAULT_SITE_FILE, SiteError, load_site
+
+app = typer.Typer(
+    help="Provision Chameleon Cloud from code: Terraform owns the standing cluster, Pulumi the leased GPU "
+    "node; both read infra/site.yaml.",
+    no_args_is_help=True,
+)
+gpu_app = typer.Typer(help="Leased GPU capacity (Blazar lease + GPU node), driven by the Pulumi Automation API.",
+                      no_args_is_help=True)
+app.add_typer(gpu_app, name="gpu")
+
+SiteOption = typer.Option(DEFAULT_SITE_FILE, "--site", help="site file both engines read")
+YesOption = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"aidetect: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _guard(fn, *args, **kwargs):
+    """Runs fn, turning the errors a user can act on into one line and exit code 2."""
+    from infra.inventory import InventoryError
+    from infra.preflight import InfraError
+
+    try:
+        return fn(*args, **kwargs)
+    except (SiteError, InfraError, InventoryError) as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        # Engine failures (a Pulumi CommandError carries pages of output): one line, the detail above.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"{type(exc).__name__}: {first}") from None
+
+
+def _terraform(action: str, site_file: Path, yes: bool) -> None:
+    from infra import cluster
+
+    site = _guard(load_site, site_file)
+    _guard(cluster.run, action, site, auto_approve=yes)
+
+
+@app.command()
+def plan(site: Path = SiteOption) -> None:
+    """Show what Terraform would change in the standing cluster."""
+    _terraform("plan", site, yes=False)
+
+
+@app.command()
+def apply(site: Path = SiteOption, yes: bool = YesOption) -> None:
+    """Create or update the standing cluster: network, subnet, router, security group, nodes, floating IP."""
+    _terraform("apply", site, yes)
+
+
+@app.command()
+def destroy(site: Path = SiteOption, yes: bool = YesOption) -> None:
+    """Remove the standing cluster (run `aidetect infra gpu down` first if a GPU node is up)."""
+    _terraform("destroy", site, yes)
+
+
+@app.command()
+def inventory(
+    site: Path = SiteOption,
+    output: Path = typer.Option(None, "--output", "-o", help="default: ansible/inventory/generated.yml"),
+) -> None:
+    """Write the Ansible inventory (groups control, workers, gpu) from Terraform and Pulumi outputs."""
+    from infra import cluster, gpu
+    from infra.inventory import GENERATED_INVENTORY, build_inventory, write_inventory
+
+    site_cfg = _guard(load_site, site)
+    tf_outputs = _guard(cluster.outputs)
+    gpu_outputs = gpu.stack_outputs(site_cfg)
+    if gpu_outputs is None:
+        typer.echo("aidetect: note: no GPU stack found; the gpu group is empty", err=True)
+    inv = _guard(build_inventory, tf_outputs, gpu_outputs)
+    path = write_inventory(inv, output or GENERATED_INVENTORY)
+    typer.echo(str(path))
+
+
+@gpu_app.command("up")
+def gpu_up(
+    hours: float = typer.Option(None, "--hours", help="lease length in hours (default: gpu.lease_hours)"),
+    site: Path = SiteOption,
+) -> None:
+    """Lease a GPU host (Blazar), boot the GPU node on it with its own floating IP, wait until ACTIVE."""
+    from infra import gpu
+
+    site_cfg = _guard(load_site, site)
+    outputs = _guard(gpu.up, site_cfg, hours)
+    typer.echo(f"GPU node {outputs.get('gpu_node_name')} at {outputs.get('gpu_public_ip')}, "
+               f"lease ends {outputs.get('lease_end')}; now run `aidetect infra inventory` and the playbook")
+
+
+@gpu_app.command("down")
+def gpu_down(site: Path = SiteOption) -> None:
+    """Give the GPU back: destroy the GPU node, its floating IP and the lease."""
+    from infra import gpu
+
+    site_cfg = _guard(load_site, site)
+    _guard(gpu.down, site_cfg)
+    typer.echo("GPU node, its floating IP and the lease are released")
