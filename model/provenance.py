@@ -28,14 +28,35 @@ AI_SOURCE_TYPES = {"trainedAlgorithmicMedia", "algorithmicMedia"}
 # Partly generated (AI edits of a capture, composites): AI is involved but the image is not simply "ai".
 PARTLY_AI_SOURCE_TYPES = {"compositeWithTrainedAlgorithmicMedia", "compositeSynthetic"}
 CAPTURE_SOURCE_TYPES = {
-    "digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print",
-    "minorHumanEdits", "humanEdits", "digitalArt",
+    "digitalCapture",
+    "computationalCapture",
+    "negativeFilm",
+    "positiveFilm",
+    "print",
+    "minorHumanEdits",
+    "humanEdits",
+    "digitalArt",
 }
 # Lower-case substrings of EXIF Software / PNG Software values written by image generators.
 GENERATOR_SOFTWARE = (
-    "stable diffusion", "midjourney", "dall-e", "dall·e", "dalle", "firefly", "novelai", "imagen",
-    "comfyui", "invokeai", "automatic1111", "fooocus", "leonardo.ai", "ideogram", "flux",
-    "bing image creator", "dreamstudio", "nightcafe",
+    "stable diffusion",
+    "midjourney",
+    "dall-e",
+    "dall·e",
+    "dalle",
+    "firefly",
+    "novelai",
+    "imagen",
+    "comfyui",
+    "invokeai",
+    "automatic1111",
+    "fooocus",
+    "leonardo.ai",
+    "ideogram",
+    "flux",
+    "bing image creator",
+    "dreamstudio",
+    "nightcafe",
 )
 
 MAX_TEXT = 1 << 20  # bytes: cap on any decompressed text chunk (zlib bombs in zTXt/iTXt)

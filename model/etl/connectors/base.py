@@ -1,0 +1,253 @@
+"""The connector interface and the HTTP discipline every platform shares.
+
+A connector turns one query (a hashtag, a subreddit, an author) into pages of media items:
+
+    conn = get_connector("mastodon")                   # configured from the environment
+    for page in conn.pages("aiart", state={}):         # state: what the last run stored
+        ...                                            # page.items, then persist page.state
+
+`pages` walks newest-first. The first page of a walk remembers the newest post id it saw; when
+the walk ends (no next cursor), `since` becomes that id, so the next run asks only for newer
+posts where the API allows it. A run stopped mid-walk stores `cursor` and resumes there.
+
+HTTP: 429 waits for Retry-After (seconds or an HTTP date; X's x-rate-limit-reset otherwise), 5xx
+and transport errors back off exponentially, 401/403 name the environment variable to fix, and a
+body that is not the JSON shape we expect is a ConnectorError, never a KeyError deep inside.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import httpx
+
+from model.etl.items import Item
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "aidetect-ingest/0.1 (+https://github.com/aidetect; research data collection)"
+
+
+class ConnectorError(RuntimeError):
+    """A platform refused, failed or answered nonsense; the message says which and what to do."""
+
+
+class MediaTooLarge(ConnectorError):
+    """A media file over the byte limit: quarantined, not retried."""
+
+
+@dataclass
+class RawPage:
+    items: list[Item]
+    next_cursor: str | None  # None: this walk has ended
+    newest: str | None = None  # newest post marker on this page (id or timestamp), for `since`
+    posts: int = 0  # posts on the page, with or without images: 0 ends the walk
+
+
+@dataclass
+class Page:
+    items: list[Item]
+    state: dict = field(default_factory=dict)  # persist this once the items are stored
+
+
+class Http:
+    """httpx with retries: what every platform call goes through."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retries: int = 5,
+        max_wait: float = 900.0,
+        timeout: float = 30.0,
+    ):
+        self.name = name
+        self.client = client or httpx.Client(
+            timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
+        )
+        self.sleep = sleep
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.auth_hint = "credentials"
+        # Platforms that signal rate limits without a 429 (the Graph API: 400/403 with error code 4, 17,
+        # 32 or 613) set this to recognise them.
+        self.rate_limited: Callable[[httpx.Response], bool] = lambda resp: False
+
+    def request(self, method: str, url: str, **kw) -> httpx.Response:
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                resp = self.client.request(method, url, **kw)
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                last = f"{type(e).__name__}: {e}"
+                wait = self._backoff(attempt)
+            else:
+                if resp.status_code == 429 or (resp.status_code >= 400 and self.rate_limited(resp)):
+                    last = f"{resp.status_code} rate limited"
+                    wait = self._retry_after(resp, attempt)
+                elif resp.status_code >= 500:
+                    last = f"{resp.status_code} {resp.reason_phrase}"
+                    wait = self._backoff(attempt)
+                elif resp.status_code in (401, 403):
+                    raise ConnectorError(
+                        f"{self.name}: access denied ({resp.status_code}) at {_short(url)}: "
+                        f"{_api_message(resp)}; check {self.auth_hint}"
+                    )
+                elif resp.status_code >= 400:
+                    raise ConnectorError(
+                        f"{self.name}: {resp.status_code} from {_short(url)}: {_api_message(resp)}"
+                    )
+                else:
+                    return resp
+            if attempt == self.max_retries:
+                break
+            log.warning("%s: %s from %s; retrying in %.1fs", self.name, last, _short(url), wait)
+            self.sleep(wait)
+        raise ConnectorError(
+            f"{self.name}: {_short(url)} still failing after {self.max_retries + 1} attempts ({last})"
+        )
+
+    def json(self, method: str, url: str, **kw):
+        resp = self.request(method, url, **kw)
+        try:
+            return resp.json()
+        except ValueError:
+            raise ConnectorError(
+                f"{self.name}: malformed JSON from {_short(url)} ({resp.text[:80]!r})"
+            ) from None
+
+    def download(self, url: str, max_bytes: int) -> bytes:
+        """Media bytes, streamed so a huge file is refused before it fills memory."""
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                with self.client.stream("GET", url) as resp:
+                    if resp.status_code == 429:
+                        last, wait = "429 Too Many Requests", self._retry_after(resp, attempt)
+                    elif resp.status_code >= 500:
+                        last, wait = f"{resp.status_code} {resp.reason_phrase}", self._backoff(attempt)
+                    elif resp.status_code >= 400:
+                        raise ConnectorError(f"{self.name}: media {resp.status_code} at {_short(url)}")
+                    else:
+                        declared = int(resp.headers.get("content-length") or 0)
+                        if declared > max_bytes:
+                            raise MediaTooLarge(f"media is {declared} bytes; the limit is {max_bytes}")
+                        chunks, size = [], 0
+                        for chunk in resp.iter_bytes():
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise MediaTooLarge(f"media exceeds the {max_bytes}-byte limit")
+                            chunks.append(chunk)
+                        return b"".join(chunks)
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                last, wait = f"{type(e).__name__}: {e}", self._backoff(attempt)
+            if attempt == self.max_retries:
+                break
+            self.sleep(wait)
+        raise ConnectorError(
+            f"{self.name}: media {_short(url)} failed after {self.max_retries + 1} attempts ({last})"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)
+
+    def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+        value = resp.headers.get("retry-after")
+        wait = None
+        if value:
+            try:
+                wait = float(value)
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(value) if value else None
+                wait = when.timestamp() - time.time() if when else None
+        elif resp.headers.get("x-rate-limit-reset"):  # X API v2: epoch seconds when the window resets
+            try:
+                wait = float(resp.headers["x-rate-limit-reset"]) - time.time()
+            except ValueError:
+                wait = None
+        if wait is None:
+            wait = self._backoff(attempt)
+        return max(0.0, min(wait, self.max_wait))
+
+
+def _short(url: str) -> str:
+    return url.split("?", 1)[0][:200]
+
+
+def _api_message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:160] or resp.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # Graph API
+            return str(err.get("message") or err)[:200]
+        for key in ("detail", "message", "error_description", "error", "title"):
+            if body.get(key):
+                return str(body[key])[:200]
+        if isinstance(body.get("errors"), list) and body["errors"]:  # X API v2
+            first = body["errors"][0]
+            return str(first.get("message") or first.get("detail") or first)[:200]
+    return str(body)[:160]
+
+
+class Connector(ABC):
+    name: ClassVar[str]
+    base_url_env: ClassVar[str]
+    default_base_url: ClassVar[str]
+    license: ClassVar[str | None] = None  # platform terms; media licences are rarely machine-readable
+
+    def __init__(
+        self, base_url: str | None = None, http: Http | None = None, max_media_bytes: int = 20 << 20
+    ):
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.http = http or Http(self.name)
+        self.max_media_bytes = max_media_bytes
+
+    @classmethod
+    @abstractmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **kw) -> Connector:
+        """Configured from environment variables; ConnectorError names a missing one."""
+
+    @abstractmethod
+    def fetch(self, query: str, cursor: str | None, since: str | None) -> RawPage:
+        """One page of the walk; `since` limits it to posts newer than a previous walk's newest."""
+
+    def pages(self, query: str, state: dict | None = None) -> Iterator[Page]:
+        state = dict(state or {})
+        cursor, since, top = state.get("cursor"), state.get("since"), state.get("top")
+        while True:
+            raw = self.fetch(query, cursor, since)
+            top = top or raw.newest  # the walk's first page holds its newest post
+            if raw.next_cursor and raw.posts > 0:
+                cursor = raw.next_cursor
+                yield Page(raw.items, {"cursor": cursor, "since": since, "top": top})
+            else:
+                yield Page(raw.items, {"cursor": None, "since": top or since, "top": None})
+                return
+
+    def download(self, item: Item) -> bytes:
+        if not item.media_url:
+            raise ConnectorError(f"{self.name}: post {item.post_id} has no media URL")
+        return self.http.download(item.media_url, self.max_media_bytes)
+
+
+def require(environ: Mapping[str, str], var: str, what: str) -> str:
+    value = (environ.get(var) or "").strip()
+    if not value:
+        raise ConnectorError(f"{var} is not set: it must hold {what}")
+    return value
+
+
+def shape_error(name: str, what: str, e: Exception) -> ConnectorError:
+    return ConnectorError(f"{name}: unexpected response shape from {what} ({type(e).__name__}: {e})")
