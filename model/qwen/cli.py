@@ -1,0 +1,177 @@
+"""`aidetect qwen ...`: train, score, explain and serve the Qwen2-VL detector.
+
+    aidetect qwen train --config configs/qwen2vl_tiny.yaml --max-steps 300
+    aidetect qwen score --model-uri models:/aidetect-qwen/1 photo.jpg
+    aidetect qwen explain --bundle runs/qwen/bundle photo.jpg
+    aidetect qwen serve --model-uri models:/aidetect-qwen/1 --port 8001
+
+Heavy imports (torch, transformers) happen inside the commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="The Qwen2-VL-7B detector (LoRA/QLoRA): second stage of the cascade, with explanations.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"aidetect: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _user_errors():
+    """Exceptions whose message is meant for the user: printed as one line, no traceback."""
+    from model.manifest import ManifestError
+    from model.preprocess import ImageError
+    from model.prompts.bank import PromptBankError
+    from model.registry import RegistryError
+
+    from .config import ConfigError
+
+    return (ConfigError, ManifestError, ImageError, PromptBankError, RegistryError, FileNotFoundError)
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML recipe, e.g. configs/qwen2vl_qlora.yaml")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="optimizer steps (overrides the recipe)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="global batch size")] = None,
+    manifest: str | None = typer.Option(
+        None, help="manifest CSV or snapshot folder (default: AIDETECT_MANIFEST)"
+    ),
+    base_model: str | None = typer.Option(
+        None, help="hub id or local path of a Qwen2-VL checkpoint, or 'tiny'"
+    ),
+    out: Annotated[Path | None, typer.Option(help="bundle folder to keep (default: a temporary one)")] = None,
+    register: Annotated[
+        bool, typer.Option(help="log the run and register the model version in MLflow")
+    ] = True,
+) -> None:
+    """Instruction-tune the adapters, calibrate on the val split, log and register in MLflow.
+
+    For several GPUs run the same trainer under torchrun:
+    torchrun --nproc-per-node N -m model.qwen.train --config ... --out DIR
+    """
+    import logging
+
+    from aidetect.settings import get_settings
+
+    from .config import load_config
+    from .tracking import log_and_register
+    from .train import train as run_training
+
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        cfg = load_config(
+            config,
+            {
+                "max_steps": max_steps,
+                "batch_size": batch_size,
+                "manifest": manifest,
+                "base_model": base_model,
+            },
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run_training(cfg, out or Path(tmp) / "bundle")
+            typer.echo(json.dumps(result.metrics, indent=1))
+            if register:
+                ref = log_and_register(result, get_settings())
+                typer.echo(f"registered {ref.uri}")
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+
+
+def _load(model_uri: str | None, bundle: Path | None):
+    from .detector import QwenDetector
+
+    if (model_uri is None) == (bundle is None):
+        raise _fail("give exactly one of --model-uri or --bundle")
+    if bundle is not None:
+        return QwenDetector.from_bundle(bundle)
+    from aidetect.settings import get_settings
+    from model.registry import configure
+
+    configure(get_settings())
+    return QwenDetector.from_uri(model_uri)
+
+
+def _images(paths: list[Path]):
+    from model.preprocess import decode_image
+
+    for p in paths:
+        if not p.is_file():
+            raise _fail(f"no such image: {p}")
+    return [decode_image(p.read_bytes()) for p in paths]
+
+
+@app.command()
+def score(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    model_uri: Annotated[
+        str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
+) -> None:
+    """Calibrated P(AI) and verdict per image (one forward pass, no generation); JSON lines."""
+    try:
+        det = _load(model_uri, bundle)
+        for path, row in zip(images, det.predict(_images(images)), strict=True):
+            typer.echo(json.dumps({"image": str(path), **row}))
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def explain(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    model_uri: Annotated[
+        str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
+) -> None:
+    """Score and explain each image (generation); JSON lines."""
+    try:
+        det = _load(model_uri, bundle)
+        rows = det.predict(_images(images), explain=[True] * len(images))
+        for path, row in zip(images, rows, strict=True):
+            typer.echo(json.dumps({"image": str(path), **row}))
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def serve(
+    model_uri: Annotated[str, typer.Option(help="models:/<name>/<version> (or a bundle folder) to serve")],
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind (the fast detector has 8000)")] = 8001,
+    max_batch_size: Annotated[int, typer.Option(help="dynamic batching: most images per forward pass")] = 8,
+    batch_timeout: Annotated[
+        float, typer.Option(help="dynamic batching: seconds to wait to fill a batch")
+    ] = 0.02,
+    timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 60.0,
+) -> None:
+    """The Qwen detector as its own LitServe server: POST /predict {"image": base64, "explain": bool}."""
+    from service.qwen_api import run_server
+
+    try:
+        run_server(
+            model_uri,
+            host=host,
+            port=port,
+            max_batch_size=max_batch_size,
+            batch_timeout=batch_timeout,
+            timeout=timeout,
+        )
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
