@@ -1,0 +1,289 @@
+"""Rules every rendered workload must follow, and the shape of the detector in each environment."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from gitops_render import DETECTOR_OVERLAYS, ENVIRONMENTS, GITOPS, REPO
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Rollout"}
+# What the service exports (service/ metrics); alerts, analysis and dashboard may use only these.
+SERVICE_METRICS = {
+    "aidetect_requests_total", "aidetect_request_latency_seconds", "aidetect_verdicts_total",
+    "aidetect_score", "aidetect_review_queue_size", "aidetect_drift_psi", "aidetect_model_info",
+}
+MODEL_URI = re.compile(r"^models:/aidetect/([1-9][0-9]*)$")
+
+
+def pod_spec(obj: dict) -> dict | None:
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if obj["kind"] == "Rollout" and "workloadRef" in obj["spec"]:
+        return None  # its pods are the referenced Deployment's template, checked there
+    return obj["spec"]["template"]["spec"]
+
+
+def containers(obj: dict) -> list[dict]:
+    spec = pod_spec(obj)
+    return [] if spec is None else spec.get("initContainers", []) + spec["containers"]
+
+
+def workloads(all_objects):
+    return [(d, o) for d, o in all_objects if o["kind"] in WORKLOAD_KINDS]
+
+
+def label(directory, obj, container=None) -> str:
+    where = f"{directory.relative_to(REPO)} {obj['kind']}/{obj['metadata']['name']}"
+    return f"{where} container {container['name']}" if container else where
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[dict], kind: str, name: str) -> dict:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(name)]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+# --- every workload -------------------------------------------------------------------------
+
+
+def test_every_container_runs_as_non_root_with_a_locked_down_filesystem(all_objects):
+    problems = []
+    for directory, obj in workloads(all_objects):
+        pod = pod_spec(obj) or {}
+        pod_ctx = pod.get("securityContext", {})
+        for c in containers(obj):
+            ctx = c.get("securityContext", {})
+            if not (ctx.get("runAsNonRoot") or pod_ctx.get("runAsNonRoot")):
+                problems.append(f"{label(directory, obj, c)}: runAsNonRoot not set")
+            if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+                problems.append(f"{label(directory, obj, c)}: runs as uid 0")
+            if ctx.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{label(directory, obj, c)}: root filesystem writable")
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{label(directory, obj, c)}: privilege escalation allowed")
+            if ctx.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{label(directory, obj, c)}: capabilities not dropped")
+        if pod and pod_ctx.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{label(directory, obj)}: no RuntimeDefault seccomp profile")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_container_has_requests_and_limits(all_objects):
+    problems = []
+    for directory, obj in workloads(all_objects):
+        for c in containers(obj):
+            res = c.get("resources", {})
+            for section in ("requests", "limits"):
+                for key in ("cpu", "memory"):
+                    if key not in res.get(section, {}):
+                        problems.append(f"{label(directory, obj, c)}: no {section}.{key}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_image_is_pinned_to_a_version(all_objects):
+    problems = []
+    images = set()
+    for directory, obj in workloads(all_objects):
+        for c in containers(obj):
+            image = c["image"]
+            images.add(image)
+            name, _, digest = image.partition("@")
+            tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+            if tag in ("", "latest") or not re.search(r"\d", tag):
+                problems.append(f"{label(directory, obj, c)}: image {image} has no version tag")
+            if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+                problems.append(f"{label(directory, obj, c)}: malformed digest in {image}")
+    assert not problems, "\n".join(problems)
+    assert any(i.startswith("ghcr.io/aidetect/aidetect:") for i in images)
+
+
+def test_no_latest_anywhere():
+    files = [*GITOPS.rglob("*.yaml"), REPO / "Dockerfile", REPO / ".github" / "workflows" / "image.yml"]
+    pattern = re.compile(r":latest\b|newTag:\s*[\"']?latest|targetRevision:\s*[\"']?(latest|HEAD|\*)")
+    hits = [f"{f.relative_to(REPO)}:{n}: {line.strip()}" for f in files
+            for n, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, "\n".join(hits)
+
+
+def test_helm_charts_are_pinned_to_exact_versions(all_objects):
+    charts = [(d, o) for d, o in all_objects if o["kind"] == "Application" and "chart" in o["spec"]["source"]]
+    assert len(charts) >= 6
+    for directory, app in charts:
+        version = app["spec"]["source"]["targetRevision"]
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", version), f"{label(directory, app)}: chart version {version}"
+
+
+def test_no_plain_secrets_in_git(all_objects):
+    kinds = {o["kind"] for _, o in all_objects}
+    assert "Secret" not in kinds
+    assert "ExternalSecret" in kinds
+    stores = {o["metadata"]["name"] for _, o in all_objects if o["kind"] == "ClusterSecretStore"}
+    for directory, obj in all_objects:
+        if obj["kind"] == "ExternalSecret":
+            ref = obj["spec"]["secretStoreRef"]
+            assert ref["kind"] == "ClusterSecretStore" and ref["name"] in stores, label(directory, obj)
+
+
+def test_applications_point_at_folders_that_build(all_objects):
+    root = next(o for _, o in all_objects if o["metadata"]["name"] == "aidetect-root")
+    repo_url = root["spec"]["source"]["repoURL"]
+    paths = []
+    for _, obj in all_objects:
+        if obj["kind"] == "Application" and "path" in obj["spec"]["source"]:
+            assert obj["spec"]["source"]["repoURL"] == repo_url
+            paths.append(obj["spec"]["source"]["path"])
+        if obj["kind"] == "ApplicationSet":
+            for generator in obj["spec"]["generators"]:
+                assert generator["git"]["repoURL"] == repo_url
+                for d in generator["git"]["directories"]:
+                    globbed = sorted(p for p in REPO.glob(d["path"]) if p.is_dir())
+                    assert {p.name for p in globbed} == set(ENVIRONMENTS)
+                    paths += [str(p.relative_to(REPO)) for p in globbed]
+    assert "gitops/clusters/production" in paths
+    for path in paths:
+        assert (REPO / path / "kustomization.yaml").is_file(), path
+
+
+# --- the detector in each environment -------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_overlay_pins_an_exact_model_version_read_by_every_tier(overlays, env):
+    objects = overlays[env]
+    model_cm = one(objects, "ConfigMap", "detector-model-")
+    assert MODEL_URI.match(model_cm["data"]["AIDETECT_MODEL_URI"]), model_cm["data"]
+    for deployment in by_kind(objects, "Deployment"):
+        env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        refs = [e["configMapRef"]["name"] for e in env_from]
+        assert model_cm["metadata"]["name"] in refs, deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_detector_probes_scaling_and_disruption_budget(overlays, env):
+    objects = overlays[env]
+    assert {o["metadata"]["namespace"] for o in objects if o["kind"] != "Namespace"} == {f"aidetect-{env}"}
+    for deployment in by_kind(objects, "Deployment"):
+        c = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert "replicas" not in deployment["spec"], "KEDA owns replicas; a fixed count would fight it"
+        name = deployment["metadata"]["name"]
+        scaler = one(objects, "HTTPScaledObject", name)
+        assert scaler["spec"]["scaleTargetRef"]["service"] == name
+        assert any(p["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+                   for p in by_kind(objects, "PodDisruptionBudget")), f"no PDB for {name}"
+    cpu = one(objects, "HTTPScaledObject", "detector-cpu")["spec"]
+    assert "concurrency" in cpu["scalingMetric"]
+    assert 0 <= cpu["replicas"]["min"] <= cpu["replicas"]["max"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_endpoint_is_tls_and_routes_through_the_interceptor(overlays, env):
+    objects = overlays[env]
+    ingress = one(objects, "Ingress", "detector")
+    host = ingress["spec"]["rules"][0]["host"]
+    assert host.endswith(".example.org") and "invalid" not in host
+    assert ingress["spec"]["tls"][0]["hosts"] == [host]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+    gateway = one(objects, "Service", backend)
+    assert gateway["spec"]["externalName"].startswith("keda-add-ons-http-interceptor-proxy.keda.")
+    for scaler in by_kind(objects, "HTTPScaledObject"):
+        assert scaler["spec"]["hosts"] == [host]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_namespace_denies_by_default_and_enforces_restricted(overlays, env):
+    objects = overlays[env]
+    namespace = one(objects, "Namespace", f"aidetect-{env}")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    deny = one(objects, "NetworkPolicy", "default-deny")
+    assert deny["spec"]["podSelector"] == {} and set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_gpu_tier_scales_to_zero_on_a_gpu_node(overlays):
+    objects = overlays["production"]
+    gpu = one(objects, "Deployment", "detector-gpu")["spec"]["template"]["spec"]
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
+    scaler = one(objects, "HTTPScaledObject", "detector-gpu")["spec"]
+    assert scaler["replicas"]["min"] == 0
+    assert scaler["coldStartTimeoutFailoverRef"]["service"] == "detector-cpu"
+
+
+def test_canary_rolls_out_through_an_analysis_of_errors_and_latency(overlays):
+    objects = overlays["canary"]
+    rollout = one(objects, "Rollout", "detector-cpu")
+    assert rollout["spec"]["workloadRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "name": "detector-cpu", "scaleDown": "onsuccess"}
+    templates = {t["templateName"] for t in rollout["spec"]["strategy"]["canary"]["analysis"]["templates"]}
+    analysis = one(objects, "AnalysisTemplate", "detector-canary")
+    assert templates == {analysis["metadata"]["name"]}
+    queries = {m["name"]: m["provider"]["prometheus"]["query"] for m in analysis["spec"]["metrics"]}
+    assert "aidetect_requests_total" in queries["error-rate"]
+    assert "aidetect_request_latency_seconds_bucket" in queries["latency-p95"]
+    assert all("{{args.canary-hash}}" in q for q in queries.values())
+    target = one(objects, "HTTPScaledObject", "detector-cpu")["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Rollout", "detector-cpu")
+    # Only canary goes through Rollouts; production changes by its Git pin alone.
+    assert not by_kind(overlays["production"], "Rollout") and not by_kind(overlays["staging"], "Rollout")
+
+
+def test_production_application_reverts_drift(all_objects):
+    appset = next(o for _, o in all_objects if o["kind"] == "ApplicationSet")
+    policy = appset["spec"]["template"]["spec"]["syncPolicy"]["automated"]
+    assert policy == {"prune": True, "selfHeal": True}
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+def _metric_names(text: str) -> set[str]:
+    names = set(re.findall(r"\baidetect_[a-z_]+", text))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def test_alerts_cover_errors_latency_drift_and_review_queue(all_objects):
+    rules = [r for _, o in all_objects if o["kind"] == "PrometheusRule"
+             for g in o["spec"]["groups"] for r in g["rules"]]
+    exprs = {r["alert"]: r["expr"] for r in rules}
+    assert "aidetect_requests_total" in exprs["AidetectHighErrorRate"]
+    assert "histogram_quantile(0.95" in exprs["AidetectHighLatencyP95"]
+    assert "aidetect_drift_psi" in exprs["AidetectScoreDrift"]
+    assert "aidetect_review_queue_size" in exprs["AidetectReviewQueueGrowing"]
+    assert all(r.get("for") and r["labels"]["severity"] for r in rules)
+
+
+def test_rules_analysis_and_dashboard_use_only_metrics_the_service_exports(all_objects):
+    texts = [yaml.safe_dump(o) for _, o in all_objects if o["kind"] in ("PrometheusRule", "AnalysisTemplate")]
+    dashboard = json.loads((GITOPS / "infrastructure/monitoring/dashboards/detector.json").read_text())
+    texts.append(json.dumps(dashboard))
+    used = set().union(*(_metric_names(t) for t in texts))
+    assert used <= SERVICE_METRICS, used - SERVICE_METRICS
+    assert used == SERVICE_METRICS, f"not on the dashboard or in any rule: {SERVICE_METRICS - used}"
+
+
+def test_backup_and_ingest_cronjobs(all_objects):
+    cronjobs = {o["metadata"]["name"]: o for _, o in all_objects if o["kind"] == "CronJob"}
+    backup = cronjobs["postgres-backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    dump = " ".join(backup["initContainers"][0]["args"])
+    assert "pg_dump" in dump and "mlflow" in dump and "aidetect" in dump
+    assert "store/backups" in " ".join(backup["containers"][0]["args"])
+    ingest = cronjobs["ingest-mastodon-aiart"]
+    assert ingest["spec"]["concurrencyPolicy"] == "Forbid"
+    args = ingest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["ingest", "--source", "mastodon", "--tag", "aiart"]
+
+
+def test_overlay_directories_are_tiny():
+    # Promotion is a one-line commit: an overlay holds its kustomization, the model pin, one patch.
+    for env in ENVIRONMENTS:
+        files = sorted(p.name for p in (DETECTOR_OVERLAYS / env).iterdir())
+        assert files == ["environment.yaml", "kustomization.yaml", "model-version.yaml"], files
