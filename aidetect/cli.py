@@ -45,12 +45,15 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log
 
 # --- sub-applications of other areas register here (one line each) ---
 from infra.cli import app as infra_app  # noqa: E402
+from model.etl.cli import data_app, ingest_app  # noqa: E402
 from model.prompts.cli import app as prompts_app  # noqa: E402
 from model.qwen.cli import app as qwen_app  # noqa: E402
 
 app.add_typer(infra_app, name="infra")
 app.add_typer(qwen_app, name="qwen")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:  # pragma: no cover - console-script shim
