@@ -43,6 +43,10 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log
     )
 
 
+from aidetect import commands  # noqa: E402
+
+commands.register(app)
+
 # --- sub-applications of other areas register here (one line each) ---
 from infra.cli import app as infra_app  # noqa: E402
 from model.etl.cli import data_app, ingest_app  # noqa: E402

@@ -25,7 +25,6 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
 @dataclass(frozen=True)
 class PreprocessConfig:
     size: int = 256  # px: shorter side resized to this, then centre-cropped square (the data set's own recipe)
-    train_crop: int = 160  # px: random crop taken from `size` during training; serving sees the full `size`
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet statistics of the pretrained backbone
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     max_bytes: int = 20 * 1024 * 1024  # largest encoded image accepted
@@ -60,15 +59,18 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     if not data:
         raise ImageError("empty body: send the image bytes (raw body or multipart field 'image')", 400)
     if len(data) > cfg.max_bytes:
-        raise ImageError(
-            f"image is {len(data) / 2**20:.1f} MiB; the limit is {cfg.max_bytes / 2**20:.1f} MiB", 413
-        )
+        raise ImageError(f"image is {len(data) / 2**20:.1f} MiB; the limit is {cfg.max_bytes / 2**20:.1f} MiB", 413)
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Our own pixel limit below decides; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"decompression bomb refused: {e}", 413) from None
     except UnidentifiedImageError:
-        raise ImageError("not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415)
+        raise ImageError("not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415) from None
     except Exception as e:  # Pillow raises many types for hostile headers
-        raise ImageError(f"unreadable image header ({type(e).__name__})", 422) from None
+        raise ImageError(f"corrupt or truncated image: the header cannot be read ({type(e).__name__})", 422) from None
     if img.format not in cfg.formats:
         raise ImageError(f"unsupported image format {img.format}; send one of {', '.join(cfg.formats)}", 415)
     w, h = img.size
@@ -76,9 +78,7 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     if w <= 0 or h <= 0:
         raise ImageError(f"image has no pixels ({w}x{h})", 422)
     if w * h > cfg.max_pixels:
-        raise ImageError(
-            f"image is {_megapixels(w * h)} ({w}x{h}); the limit is {_megapixels(cfg.max_pixels)}", 413
-        )
+        raise ImageError(f"image is {_megapixels(w * h)} ({w}x{h}); the limit is {_megapixels(cfg.max_pixels)}", 413)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

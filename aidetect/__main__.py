@@ -1,0 +1,3 @@
+from aidetect.cli import app
+
+app(prog_name="aidetect")

@@ -1,0 +1,195 @@
+"""The main-job commands: train, evaluate, serve, up, predict.
+
+Kept apart from aidetect/cli.py, which only assembles the command tree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from aidetect.settings import get_settings
+
+log = logging.getLogger("aidetect")
+
+MANIFEST_OPT = typer.Option(None, "--manifest", "-m", help="image manifest CSV [env AIDETECT_MANIFEST]")
+HOME_OPT = typer.Option(None, "--home", help="data directory for the embedded MLflow store [env AIDETECT_HOME]")
+TRACKING_OPT = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [env AIDETECT_TRACKING_URI]")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"aidetect: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _user_errors():
+    """Exceptions that are the user's to fix: shown as one line, never a traceback."""
+    from model.manifest import ManifestError
+    from model.preprocess import ImageError
+    from model.registry import RegistryError
+
+    return (ManifestError, RegistryError, ImageError, FileNotFoundError, ValueError)
+
+
+def _progress():
+    from model.progress import make_progress
+
+    return make_progress(disable=not sys.stderr.isatty())
+
+
+def train(
+    manifest: Path = MANIFEST_OPT,
+    home: Path = HOME_OPT,
+    tracking_uri: str = TRACKING_OPT,
+    recipe: Path = typer.Option(None, "--recipe", help="YAML recipe overriding defaults [configs/cnn_baseline.yaml]"),
+    epochs: int = typer.Option(None, help="passes over the train split"),
+    batch_size: int = typer.Option(None, help="images per step"),
+    lr: float = typer.Option(None, help="peak learning rate"),
+    per_group: int = typer.Option(None, help="at most N images per source/label/split (quick runs)"),
+    seed: int = typer.Option(None, help="random seed"),
+    json_out: Path = typer.Option(None, "--json", help="also write the training report here"),
+) -> None:
+    """Train the fast CPU detector on the manifest's train split, calibrate it on val, register it in MLflow.
+
+    Shows a progress bar; logs params, per-step loss, per-source validation metrics and the
+    model (with its preprocessing, calibration and thresholds) to MLflow, then registers a
+    new version of the model. Does not move any alias: `aidetect evaluate` does that.
+    """
+    from model.jobs import train_and_register
+    from model.train import RECIPE, load_config
+
+    settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
+    try:
+        cfg = load_config(recipe or RECIPE, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed)
+        with _progress() as progress:
+            ref, report = train_and_register(settings, cfg, progress)
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+    m = report["metrics"]
+    summary = {
+        "model": ref.uri,
+        "run_id": report["run_id"],
+        "train_seconds": round(report["train_seconds"], 1),
+        "val_auroc": {k: round(v["auroc"], 4) for k, v in m.items()},
+    }
+    if json_out:
+        json_out.write_text(json.dumps({k: v for k, v in report.items() if k != "losses"}, indent=2))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def evaluate(
+    model_uri: str = typer.Option(None, "--model-uri", help="model to evaluate [models:/aidetect/latest]"),
+    manifest: Path = MANIFEST_OPT,
+    home: Path = HOME_OPT,
+    tracking_uri: str = TRACKING_OPT,
+    out: Path = typer.Option(None, "--out", help="also keep the plots and evaluation.json in this folder"),
+    per_group: int = typer.Option(None, help="evaluate on at most N images per source/label (quick runs)"),
+) -> None:
+    """Evaluate a registered model per source on the val split, as stored and re-encoded at JPEG q60.
+
+    Reports AUROC, average precision, accuracy, ECE before/after calibration and TPR at 1% FPR,
+    logs them with ROC and reliability plots to MLflow, and gives the `production` alias to
+    this version when no version holds it yet.
+    """
+    from model.jobs import evaluate_and_promote
+
+    settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
+    try:
+        with _progress() as progress:
+            ref, result = evaluate_and_promote(settings, model_uri, out, progress, per_group)
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+    if out:
+        (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    _print_evaluation(ref, result)
+
+
+def _print_evaluation(ref, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{ref.uri} on {result['split']} (n={result['n']})")
+    for col in ("source", "n", "AUROC", "AUROC q60", "AP", "acc", "TPR@1%FPR", "ECE before", "ECE after"):
+        table.add_column(col, justify="right")
+    for src, m in result["metrics"].items():
+        q = result["metrics_q60"][src]
+        table.add_row(
+            src,
+            f"{m['n']:.0f}",
+            f"{m['auroc']:.4f}",
+            f"{q['auroc']:.4f}",
+            f"{m['ap']:.4f}",
+            f"{m['accuracy']:.3f}",
+            f"{m['tpr_at_1fpr']:.3f}",
+            f"{m['ece_before']:.3f}",
+            f"{m['ece']:.3f}",
+        )
+    Console(width=150).print(table)
+    th = result["thresholds"]
+    typer.echo(
+        f"thresholds: low={th['low']:.4f} high={th['high']:.4f}; verdicts {result['verdict_counts']}; "
+        f"production = version {result['production_version']}" + (" (promoted now)" if result["promoted"] else "")
+    )
+
+
+def serve(
+    model_uri: str = typer.Option(None, "--model-uri", help="model to serve [models:/aidetect@production]"),
+    host: str = typer.Option(None, help="bind address [127.0.0.1]"),
+    port: int = typer.Option(None, help="port [8000]"),
+    home: Path = HOME_OPT,
+    tracking_uri: str = TRACKING_OPT,
+    max_batch_size: int = typer.Option(None, help="dynamic batching: most images per forward pass"),
+) -> None:
+    """Serve the detector over HTTP with LitServe: POST /v1/detect, GET /health."""
+    from service.server import run_server
+
+    settings = get_settings(
+        model_uri=model_uri, host=host, port=port, home=home, tracking_uri=tracking_uri, max_batch_size=max_batch_size
+    )
+    try:
+        run_server(settings)
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+
+
+def up(
+    manifest: Path = MANIFEST_OPT,
+    home: Path = HOME_OPT,
+    host: str = typer.Option(None, help="bind address [127.0.0.1]"),
+    port: int = typer.Option(None, help="port [8000]"),
+    epochs: int = typer.Option(None, help="epochs if a model must be trained first"),
+    per_group: int = typer.Option(None, help="train on at most N images per source/label/split"),
+) -> None:
+    """The main job: train, evaluate and register a model if none holds `production`, then serve it."""
+    from model import registry
+    from model.jobs import evaluate_and_promote, train_and_register
+    from model.train import RECIPE, load_config
+    from service.server import run_server
+
+    settings = get_settings(manifest=manifest, home=home, host=host, port=port)
+    try:
+        registry.configure(settings)
+        if (
+            settings.model_uri is None
+            and registry.alias_version(settings.model_name, settings.production_alias) is None
+        ):
+            typer.echo(
+                f"no {settings.model_name}@{settings.production_alias} yet: training on {settings.manifest}", err=True
+            )
+            cfg = load_config(RECIPE, epochs=epochs, per_group=per_group)
+            with _progress() as progress:
+                ref, _ = train_and_register(settings, cfg, progress)
+                ref, result = evaluate_and_promote(settings, ref.uri, progress=progress, per_group=per_group)
+            _print_evaluation(ref, result)
+        run_server(settings)
+    except _user_errors() as e:
+        raise _fail(str(e)) from None
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (up, train, evaluate, serve):
+        app.command()(fn)

@@ -1,0 +1,136 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.preprocess import (
+    ImageError,
+    PreprocessConfig,
+    decode_image,
+    encode_jpeg,
+    fit_to_size,
+    preprocess,
+    to_array,
+)
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def gradient(w=320, h=200) -> Image.Image:
+    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None].repeat(h, 0).repeat(3, 2)
+    return Image.fromarray(x)
+
+
+def test_output_shape_and_normalisation():
+    cfg = PreprocessConfig()
+    x = preprocess(encode(gradient(), "PNG"), cfg)
+    assert x.shape == (3, cfg.size, cfg.size) and x.dtype == np.float32
+    # White maps to (1 - mean) / std per channel.
+    white = preprocess(encode(Image.new("RGB", (50, 50), (255, 255, 255)), "PNG"))
+    expected = (1 - np.array(cfg.mean)) / np.array(cfg.std)
+    assert np.allclose(white[:, 0, 0], expected, atol=1e-5)
+
+
+def test_fit_to_size_is_noop_at_target_size_and_crops_centre():
+    cfg = PreprocessConfig(size=64)
+    img = gradient(64, 64)
+    assert fit_to_size(img, cfg) is img
+    wide = fit_to_size(gradient(256, 64), cfg)
+    assert wide.size == (64, 64)
+    # Centre crop of a left-to-right gradient keeps the middle values.
+    mid = np.asarray(wide)[0, 32, 0]
+    assert 100 < mid < 160
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = decode_image(encode(img, "JPEG", exif=exif.tobytes()))
+    assert out.size == (20, 40)
+
+
+def test_alpha_becomes_white_not_black():
+    img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    out = decode_image(encode(img, "PNG"))
+    assert out.mode == "RGB" and out.getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16"])
+def test_other_modes_become_rgb(mode):
+    img = gradient(16, 16).convert(mode if mode != "I;16" else "I")
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    assert decode_image(encode(img, fmt)).mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    "data,status,words",
+    [
+        (b"", 400, "empty"),
+        (b"hello, not an image", 415, "not an image"),
+        (encode(gradient(), "JPEG")[:300], 422, "truncated"),
+    ],
+)
+def test_bad_inputs_raise_with_status(data, status, words):
+    with pytest.raises(ImageError) as e:
+        decode_image(data)
+    assert e.value.status == status and words in e.value.message
+
+
+def test_truncated_pixel_data_is_refused():
+    data = encode(gradient(400, 400), "JPEG", quality=95)
+    with pytest.raises(ImageError) as e:
+        decode_image(data[: len(data) // 2])
+    assert e.value.status == 422 and "truncated" in e.value.message
+
+
+def test_byte_and_pixel_limits():
+    data = encode(gradient(300, 300), "PNG")
+    with pytest.raises(ImageError) as e:
+        decode_image(data, PreprocessConfig(max_bytes=100))
+    assert e.value.status == 413 and "limit" in e.value.message
+    with pytest.raises(ImageError) as e:
+        decode_image(data, PreprocessConfig(max_pixels=300 * 299))
+    assert e.value.status == 413 and "MP" in e.value.message
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # 100 MP of zeros compresses to ~100 kB: the header check must stop it, not the decoder.
+    bomb = encode(Image.new("L", (10_000, 10_000)), "PNG", optimize=True)
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError) as e:
+        decode_image(bomb)
+    assert e.value.status == 413
+
+
+def test_unsupported_format_is_refused():
+    data = encode(gradient(16, 16), "ICO")
+    with pytest.raises(ImageError) as e:
+        decode_image(data)
+    assert e.value.status == 415
+
+
+def test_config_roundtrip():
+    cfg = PreprocessConfig(size=128, max_pixels=10)
+    assert PreprocessConfig.from_dict(cfg.to_dict() | {"unknown": 1}) == cfg
+
+
+def test_jpeg_reencode_changes_bytes_but_keeps_content():
+    img = gradient(64, 64)
+    again = decode_image(encode_jpeg(img, 60))
+    diff = np.abs(np.asarray(again, dtype=int) - np.asarray(img, dtype=int)).mean()
+    assert 0 < diff < 8
+    assert to_array(again).shape == (3, 64, 64)
+
+
+def test_giant_bomb_refused_at_open_with_413():
+    # Over twice Pillow's own limit, Image.open itself raises; that must still read as a 413.
+    bomb = encode(Image.new("1", (20_000, 10_000)), "PNG", optimize=True)
+    with pytest.raises(ImageError) as e:
+        decode_image(bomb, PreprocessConfig(max_pixels=10**10))
+    assert e.value.status == 413 and "bomb" in e.value.message
