@@ -144,7 +144,17 @@ def connect(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(_with_driver(url), pool_pre_ping=True)
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg2 here (SQLAlchemy 2.1 would pick psycopg 3, which we do not ship)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
 
 
 def alembic_config(engine_or_url):
