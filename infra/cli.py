@@ -13,6 +13,7 @@ Errors a user can fix (missing binary, credentials, placeholders) are one line o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,8 +24,10 @@ app = typer.Typer(
     "node; both read infra/site.yaml.",
     no_args_is_help=True,
 )
-gpu_app = typer.Typer(help="Leased GPU capacity (Blazar lease + GPU node), driven by the Pulumi Automation API.",
-                      no_args_is_help=True)
+gpu_app = typer.Typer(
+    help="Leased GPU capacity (Blazar lease + GPU node), driven by the Pulumi Automation API.",
+    no_args_is_help=True,
+)
 app.add_typer(gpu_app, name="gpu")
 
 SiteOption = typer.Option(DEFAULT_SITE_FILE, "--site", help="site file both engines read")
@@ -79,14 +82,16 @@ def destroy(site: Path = SiteOption, yes: bool = YesOption) -> None:
 @app.command()
 def inventory(
     site: Path = SiteOption,
-    output: Path = typer.Option(None, "--output", "-o", help="default: ansible/inventory/generated.yml"),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="default: ansible/inventory/generated.yml")
+    ] = None,
 ) -> None:
     """Write the Ansible inventory (groups control, workers, gpu) from Terraform and Pulumi outputs."""
     from infra import cluster, gpu
     from infra.inventory import GENERATED_INVENTORY, build_inventory, write_inventory
 
     site_cfg = _guard(load_site, site)
-    tf_outputs = _guard(cluster.outputs)
+    tf_outputs = _guard(cluster.outputs, site_cfg)
     gpu_outputs = gpu.stack_outputs(site_cfg)
     if gpu_outputs is None:
         typer.echo("aidetect: note: no GPU stack found; the gpu group is empty", err=True)
@@ -105,8 +110,10 @@ def gpu_up(
 
     site_cfg = _guard(load_site, site)
     outputs = _guard(gpu.up, site_cfg, hours)
-    typer.echo(f"GPU node {outputs.get('gpu_node_name')} at {outputs.get('gpu_public_ip')}, "
-               f"lease ends {outputs.get('lease_end')}; now run `aidetect infra inventory` and the playbook")
+    typer.echo(
+        f"GPU node {outputs.get('gpu_node_name')} at {outputs.get('gpu_public_ip')}, "
+        f"lease ends {outputs.get('lease_end')}; now run `aidetect infra inventory` and the playbook"
+    )
 
 
 @gpu_app.command("down")

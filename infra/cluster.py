@@ -9,15 +9,23 @@ The generated terraform.tfvars.json and backend.s3.tfbackend are gitignored: sit
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
-from infra.config import TERRAFORM_DIR, Site, backend_hcl, tfvars
-from infra.preflight import InfraError, require_binary, require_cloud, require_filled, require_state_credentials
+from infra import config
+from infra.config import Site, backend_hcl, tfvars
+from infra.preflight import (
+    InfraError,
+    require_binary,
+    require_cloud,
+    require_filled,
+    require_state_credentials,
+)
 
 TFVARS_FILE = "terraform.tfvars.json"
 BACKEND_FILE = "backend.s3.tfbackend"
@@ -25,7 +33,12 @@ INSTALL_HINT = "install Terraform >= 1.7 (https://developer.hashicorp.com/terraf
 ACTIONS = ("plan", "apply", "destroy")
 
 
-def write_inputs(site: Site, workdir: Path = TERRAFORM_DIR) -> tuple[Path, Path]:
+def terraform_dir() -> Path:
+    """Where the Terraform code is (read at call time so tests can point it at a copy)."""
+    return config.TERRAFORM_DIR
+
+
+def write_inputs(site: Site, workdir: Path) -> tuple[Path, Path]:
     """The only two files Terraform reads besides the .tf code, both derived from site.yaml."""
     var_file = workdir / TFVARS_FILE
     var_file.write_text(json.dumps(tfvars(site), indent=2) + "\n")
@@ -38,42 +51,67 @@ def _terraform(workdir: Path) -> Terraform:
     return Terraform(working_dir=str(workdir), terraform_bin_path=require_binary("terraform", INSTALL_HINT))
 
 
+def _call(tf: Terraform, command: str, **options: Any) -> int | None:
+    """Runs a Terraform command with its output on our stdout/stderr (its prompts need a terminal).
+
+    python-terraform hands sys.stdout to the subprocess, which needs a real file descriptor; where there
+    is none (a test runner, a notebook) the output is captured and echoed instead.
+    """
+    try:
+        sys.stdout.fileno(), sys.stderr.fileno()
+        code, _, _ = tf.cmd(command, capture_output=False, **options)
+    except (AttributeError, io.UnsupportedOperation):
+        code, out, err = tf.cmd(command, **options)
+        sys.stdout.write(out or "")
+        sys.stderr.write(err or "")
+    return code
+
+
 def _check(code: int | None, step: str) -> None:
     if code != 0:
         raise InfraError(f"terraform {step} failed (exit {code}); its output is above")
 
 
-def run(action: str, site: Site, auto_approve: bool = False, workdir: Path = TERRAFORM_DIR) -> None:
-    """init + plan/apply/destroy with the site's variables; Terraform's own output streams through."""
-    if action not in ACTIONS:
-        raise InfraError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+def _init(site: Site, workdir: Path, need_cloud: bool) -> tuple[Terraform, Path]:
+    """Checks, writes the inputs and runs `terraform init` against the object-store backend."""
     tf = _terraform(workdir)
     require_filled(site)
     require_state_credentials()
-    require_cloud(site)
+    if need_cloud:  # reading outputs needs the state only; planning talks to OpenStack
+        require_cloud(site)
     var_file, backend_file = write_inputs(site, workdir)
-    os.environ.setdefault("TF_IN_AUTOMATION", "1")
-
-    code, _, _ = tf.init(backend_config=backend_file.name, capture_output=False)
+    # python-terraform's init() would add -backend=true -reconfigure; spelled out here instead.
+    code = _call(
+        tf, "init", backend_config=backend_file.name, reconfigure=IsFlagged, input=False, no_color=IsFlagged
+    )
     _check(code, "init")
-    # Prompts stay on unless --yes: apply and destroy then ask for confirmation on the terminal.
-    approve = {"auto_approve": IsFlagged, "input": False} if auto_approve else {}
-    options: dict[str, Any] = {"var_file": var_file.name, "no_color": IsFlagged, "capture_output": False}
+    return tf, var_file
+
+
+def run(action: str, site: Site, auto_approve: bool = False, workdir: Path | None = None) -> None:
+    """init + plan/apply/destroy with the site's variables; Terraform's own output streams through."""
+    if action not in ACTIONS:
+        raise InfraError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    workdir = workdir or terraform_dir()
+    tf, var_file = _init(site, workdir, need_cloud=True)
+    options: dict[str, Any] = {"var_file": var_file.name, "no_color": IsFlagged}
     if action == "plan":
-        code, _, _ = tf.cmd("plan", input=False, **options)
-    else:
-        code, _, _ = tf.cmd(action, **approve, **options)
+        code = _call(tf, "plan", input=False, **options)
+    elif auto_approve:
+        code = _call(tf, action, auto_approve=IsFlagged, input=False, **options)
+    else:  # Terraform shows the plan and asks for "yes" on the terminal
+        code = _call(tf, action, **options)
     _check(code, action)
 
 
-def outputs(workdir: Path = TERRAFORM_DIR) -> dict[str, Any]:
-    """`terraform output -json` of the applied cluster (reads the remote state)."""
-    tf = _terraform(workdir)
-    if not (workdir / ".terraform").is_dir():
-        raise InfraError("terraform is not initialised here: run `aidetect infra plan` or `apply` first")
+def outputs(site: Site, workdir: Path | None = None) -> dict[str, Any]:
+    """`terraform output -json` of the applied cluster, read from the remote state."""
+    workdir = workdir or terraform_dir()
+    tf, _ = _init(site, workdir, need_cloud=False)
     code, out, err = tf.cmd("output", json=IsFlagged, no_color=IsFlagged)
     if code != 0:
-        raise InfraError(f"terraform output failed: {(err or out).strip().splitlines()[-1] if (err or out) else code}")
+        lines = (err or out or "").strip().splitlines()
+        raise InfraError(f"terraform output failed: {lines[-1] if lines else f'exit {code}'}")
     data = json.loads(out or "{}")
     if not data:
         raise InfraError("the cluster has no outputs yet: run `aidetect infra apply` first")

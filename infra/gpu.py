@@ -10,16 +10,23 @@ Also what the retrain pipeline calls to ask for the GPU and to give it back.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from infra import cluster
 from infra.config import PULUMI_DIR, Site, pulumi_backend_url, pulumi_config
-from infra.preflight import InfraError, require_binary, require_cloud, require_filled, require_state_credentials
+from infra.preflight import (
+    InfraError,
+    require_binary,
+    require_cloud,
+    require_filled,
+    require_state_credentials,
+)
 
-INSTALL_HINT = "install the Pulumi CLI (https://www.pulumi.com/docs/iac/download-install/); the Automation API drives it"
+INSTALL_HINT = (
+    "install the Pulumi CLI (https://www.pulumi.com/docs/iac/download-install/); the Automation API drives it"
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,7 +73,7 @@ def up(site: Site, hours: float | None = None, echo: Callable[[str], Any] = prin
     hours = hours if hours is not None else site.gpu.lease_hours
     if hours <= 0:
         raise InfraError("--hours must be positive")
-    config = pulumi_config(site, cluster.outputs(), requested=True, hours=hours)
+    config = pulumi_config(site, cluster.outputs(site), requested=True, hours=hours)
     stack = _stack(site)
     stack.set_all_config({k: auto.ConfigValue(value=v) for k, v in config.items()})
     result = stack.up(on_output=echo)
@@ -94,6 +101,5 @@ def stack_outputs(site: Site) -> dict[str, Any] | None:
         return _plain(stack.outputs())
     except InfraError:
         return None
-    except Exception as exc:  # no stack yet, or the backend unreachable: the inventory goes on without GPU
-        print(f"aidetect: note: no GPU stack outputs ({type(exc).__name__})", file=sys.stderr)
+    except Exception:  # no stack yet, or the backend unreachable: the inventory goes on without GPU
         return None

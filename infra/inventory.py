@@ -43,7 +43,9 @@ def build_inventory(tf_outputs: dict[str, Any], gpu_outputs: dict[str, Any] | No
     if not names:
         raise InventoryError("terraform output node_names is empty")
     if len(names) != len(private_ips):
-        raise InventoryError(f"{len(names)} node names but {len(private_ips)} private IPs in terraform outputs")
+        raise InventoryError(
+            f"{len(names)} node names but {len(private_ips)} private IPs in terraform outputs"
+        )
 
     control = {names[0]: {"ansible_host": public_ip, "ansible_user": user, "private_ip": private_ips[0]}}
     jump = f"-o ProxyJump={user}@{public_ip} -o StrictHostKeyChecking=accept-new"

@@ -35,11 +35,16 @@ def require_filled(site: Site) -> None:
 def clouds_yaml_candidates(env: Mapping[str, str], home: Path, cwd: Path) -> list[Path]:
     """Where openstacksdk looks for clouds.yaml, in its order."""
     explicit = [Path(env["OS_CLIENT_CONFIG_FILE"])] if env.get("OS_CLIENT_CONFIG_FILE") else []
-    return explicit + [cwd / "clouds.yaml", home / ".config/openstack/clouds.yaml", Path("/etc/openstack/clouds.yaml")]
+    return explicit + [
+        cwd / "clouds.yaml",
+        home / ".config/openstack/clouds.yaml",
+        Path("/etc/openstack/clouds.yaml"),
+    ]
 
 
-def require_cloud(site: Site, env: Mapping[str, str] | None = None, home: Path | None = None,
-                  cwd: Path | None = None) -> None:
+def require_cloud(
+    site: Site, env: Mapping[str, str] | None = None, home: Path | None = None, cwd: Path | None = None
+) -> None:
     env = env if env is not None else os.environ
     if env.get("OS_AUTH_URL"):  # an openrc file was sourced instead
         return

@@ -92,5 +92,7 @@ class BlazarLease(Resource):
     end_date: pulumi.Output[str]
 
     def __init__(self, name: str, args: LeaseArgs, opts: pulumi.ResourceOptions | None = None):
-        computed = dict.fromkeys(("lease_id", "reservation_id", "flavor_id", "flavor_name", "status", "end_date"))
+        computed = dict.fromkeys(
+            ("lease_id", "reservation_id", "flavor_id", "flavor_name", "status", "end_date")
+        )
         super().__init__(LeaseProvider(), name, {**asdict(args), **computed}, opts)

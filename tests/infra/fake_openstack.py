@@ -99,16 +99,31 @@ class FakeOpenStack:
                     cred = body["auth"]["identity"].get("application_credential", {})
                     if cred.get("secret") != "appcred-secret":
                         return self._send(401, {"error": "bad credential"})
-                    endpoint = {"id": "e1", "interface": "public", "region": REGION, "region_id": REGION,
-                                "url": f"{fake.url}/reservation/v1"}
+                    endpoint = {
+                        "id": "e1",
+                        "interface": "public",
+                        "region": REGION,
+                        "region_id": REGION,
+                        "url": f"{fake.url}/reservation/v1",
+                    }
                     token = {
                         "token": {
                             "methods": methods,
                             "expires_at": "2099-01-01T00:00:00.000000Z",
                             "issued_at": "2026-01-01T00:00:00.000000Z",
-                            "user": {"id": "u1", "name": "tester", "domain": {"id": "default", "name": "Default"}},
-                            "project": {"id": "p1", "name": "CHI-TEST", "domain": {"id": "default", "name": "Default"}},
-                            "catalog": [{"id": "s1", "type": "reservation", "name": "blazar", "endpoints": [endpoint]}],
+                            "user": {
+                                "id": "u1",
+                                "name": "tester",
+                                "domain": {"id": "default", "name": "Default"},
+                            },
+                            "project": {
+                                "id": "p1",
+                                "name": "CHI-TEST",
+                                "domain": {"id": "default", "name": "Default"},
+                            },
+                            "catalog": [
+                                {"id": "s1", "type": "reservation", "name": "blazar", "endpoints": [endpoint]}
+                            ],
                         }
                     }
                     return self._send(201, token, {"X-Subject-Token": TOKEN})
@@ -124,8 +139,12 @@ class FakeOpenStack:
                         {**r, "id": str(uuid.uuid4()), "lease_id": lease_id, "status": "pending"}
                         for r in body["reservations"]
                     ]
-                    state.leases[lease_id] = {**body, "id": lease_id, "status": "PENDING",
-                                              "reservations": reservations}
+                    state.leases[lease_id] = {
+                        **body,
+                        "id": lease_id,
+                        "status": "PENDING",
+                        "reservations": reservations,
+                    }
                     state.polls[lease_id] = 0
                     return self._send(201, {"lease": state.leases[lease_id]})
                 if lease_id not in state.leases:

@@ -60,7 +60,12 @@ def settings(**over):
 def registered(node) -> pulumi.Output:
     """Resolves once every child of the node is registered with the mocks."""
     return pulumi.Output.all(
-        node.port.id, node.instance.id, node.floating_ip.id, node.fip_association.id, node.public_ip, node.private_ip
+        node.port.id,
+        node.instance.id,
+        node.floating_ip.id,
+        node.fip_association.id,
+        node.public_ip,
+        node.private_ip,
     )
 
 
@@ -86,7 +91,11 @@ def test_node_boots_on_the_reservation_with_the_scheduler_hint(mocks):
         leases = mocks.of_type("pulumi-python:dynamic:Resource")
         assert len(leases) == 1
         lease = leases[0].inputs
-        assert (lease["node_type"], lease["resource_type"], lease["hours"]) == ("gpu_a100", "physical:host", 4)
+        assert (lease["node_type"], lease["resource_type"], lease["hours"]) == (
+            "gpu_a100",
+            "physical:host",
+            4,
+        )
         [instance] = mocks.of_type("openstack:compute/instance:Instance")
         assert instance.inputs["schedulerHints"] == [{"additionalProperties": {"reservation": "resv-1"}}]
         # A reserved bare-metal host boots with the site's bare-metal flavor, not a guessed GPU flavor.
@@ -132,9 +141,17 @@ def test_node_joins_the_terraform_network_and_gets_its_own_floating_ip(mocks):
         assert assoc.inputs == {"floatingIp": "129.114.0.40", "portId": "gpu-port-id"}
         # Pulumi creates no network, subnet, router or security group: those are Terraform's.
         owned = {r.typ for r in mocks.resources}
-        assert not any(t.startswith(("openstack:networking/network", "openstack:networking/subnet",
-                                     "openstack:networking/router", "openstack:networking/secGroup"))
-                       for t in owned)
+        assert not any(
+            t.startswith(
+                (
+                    "openstack:networking/network",
+                    "openstack:networking/subnet",
+                    "openstack:networking/router",
+                    "openstack:networking/secGroup",
+                )
+            )
+            for t in owned
+        )
         # Every cloud resource of the node hangs under the component (its type chain names the parent).
         urns = values[:4]
         assert all("aidetect:infra:GpuNode$openstack:" in urn for urn in urns), urns

@@ -81,7 +81,9 @@ def _resource(name: str, attributes: list[Attribute], blocks: list[NestedBlock] 
 
         # A mocked provider never calls these; a real apply against the stand-in must fail loudly.
         def _offline(self, ctx, *args):
-            ctx.diagnostics.add_error("stand-in provider", "this provider only serves schemas for offline tests")
+            ctx.diagnostics.add_error(
+                "stand-in provider", "this provider only serves schemas for offline tests"
+            )
 
         create = read = update = delete = _offline
 
@@ -95,19 +97,34 @@ def _resource(name: str, attributes: list[Attribute], blocks: list[NestedBlock] 
 RESOURCES = [
     _resource(
         "networking_network_v2",
-        [_s("name", optional=True), _opt("admin_state_up", Bool()), _s("description", optional=True),
-         Attribute("tags", List(String()), optional=True)],
+        [
+            _s("name", optional=True),
+            _opt("admin_state_up", Bool()),
+            _s("description", optional=True),
+            Attribute("tags", List(String()), optional=True),
+        ],
     ),
     _resource(
         "networking_subnet_v2",
-        [_s("name", optional=True), _s("network_id", required=True), _opt("cidr"),
-         _opt("ip_version", Number()), _opt("gateway_ip"), _opt("enable_dhcp", Bool()),
-         Attribute("dns_nameservers", List(String()), optional=True), _s("description", optional=True)],
+        [
+            _s("name", optional=True),
+            _s("network_id", required=True),
+            _opt("cidr"),
+            _opt("ip_version", Number()),
+            _opt("gateway_ip"),
+            _opt("enable_dhcp", Bool()),
+            Attribute("dns_nameservers", List(String()), optional=True),
+            _s("description", optional=True),
+        ],
     ),
     _resource(
         "networking_router_v2",
-        [_s("name", optional=True), _opt("external_network_id"), _opt("admin_state_up", Bool()),
-         _s("description", optional=True)],
+        [
+            _s("name", optional=True),
+            _opt("external_network_id"),
+            _opt("admin_state_up", Bool()),
+            _s("description", optional=True),
+        ],
     ),
     _resource(
         "networking_router_interface_v2",
@@ -115,24 +132,44 @@ RESOURCES = [
     ),
     _resource(
         "networking_secgroup_v2",
-        [_s("name", required=True), _opt("description"), _s("tenant_id", optional=True, computed=True),
-         Attribute("delete_default_rules", Bool(), optional=True)],
+        [
+            _s("name", required=True),
+            _opt("description"),
+            _s("tenant_id", optional=True, computed=True),
+            Attribute("delete_default_rules", Bool(), optional=True),
+        ],
     ),
     _resource(
         "networking_secgroup_rule_v2",
-        [_s("direction", required=True), _s("ethertype", required=True), _s("protocol", optional=True),
-         Attribute("port_range_min", Number(), optional=True, computed=True),
-         Attribute("port_range_max", Number(), optional=True, computed=True),
-         _opt("remote_ip_prefix"), _opt("remote_group_id"), _s("security_group_id", required=True),
-         _s("description", optional=True)],
+        [
+            _s("direction", required=True),
+            _s("ethertype", required=True),
+            _s("protocol", optional=True),
+            Attribute("port_range_min", Number(), optional=True, computed=True),
+            Attribute("port_range_max", Number(), optional=True, computed=True),
+            _opt("remote_ip_prefix"),
+            _opt("remote_group_id"),
+            _s("security_group_id", required=True),
+            _s("description", optional=True),
+        ],
     ),
     _resource(
         "networking_port_v2",
-        [_s("name", optional=True), _s("network_id", required=True), _opt("admin_state_up", Bool()),
-         Attribute("security_group_ids", List(String()), optional=True),
-         Attribute("all_fixed_ips", List(String()), computed=True), _s("description", optional=True)],
-        [ListBlock("fixed_ip", NestMode.Set, Block(attributes=[
-            _s("subnet_id", optional=True), _s("ip_address", optional=True)]))],
+        [
+            _s("name", optional=True),
+            _s("network_id", required=True),
+            _opt("admin_state_up", Bool()),
+            Attribute("security_group_ids", List(String()), optional=True),
+            Attribute("all_fixed_ips", List(String()), computed=True),
+            _s("description", optional=True),
+        ],
+        [
+            ListBlock(
+                "fixed_ip",
+                NestMode.Set,
+                Block(attributes=[_s("subnet_id", optional=True), _s("ip_address", optional=True)]),
+            )
+        ],
     ),
     _resource(
         "networking_floatingip_v2",
@@ -144,13 +181,29 @@ RESOURCES = [
     ),
     _resource(
         "compute_instance_v2",
-        [_s("name", required=True), _opt("image_name"), _opt("image_id"), _opt("flavor_name"),
-         _opt("flavor_id"), _s("key_pair", optional=True), _opt("access_ip_v4"),
-         Attribute("security_groups", List(String()), optional=True, computed=True),
-         Attribute("metadata", Map(String()), optional=True), _s("user_data", optional=True),
-         Attribute("config_drive", Bool(), optional=True), _opt("availability_zone")],
-        [ListBlock("network", NestMode.Set, Block(attributes=[
-            _opt("uuid"), _opt("name"), _opt("port"), _opt("fixed_ip_v4"), _opt("mac")]))],
+        [
+            _s("name", required=True),
+            _opt("image_name"),
+            _opt("image_id"),
+            _opt("flavor_name"),
+            _opt("flavor_id"),
+            _s("key_pair", optional=True),
+            _opt("access_ip_v4"),
+            Attribute("security_groups", List(String()), optional=True, computed=True),
+            Attribute("metadata", Map(String()), optional=True),
+            _s("user_data", optional=True),
+            Attribute("config_drive", Bool(), optional=True),
+            _opt("availability_zone"),
+        ],
+        [
+            ListBlock(
+                "network",
+                NestMode.Set,
+                Block(
+                    attributes=[_opt("uuid"), _opt("name"), _opt("port"), _opt("fixed_ip_v4"), _opt("mac")]
+                ),
+            )
+        ],
     ),
 ]
 
@@ -165,8 +218,15 @@ class _ExternalNetwork:
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=[_opt("id"), _opt("region"), _opt("name"),
-                                             Attribute("external", Bool(), optional=True, computed=True)])
+        return Schema(
+            version=0,
+            attributes=[
+                _opt("id"),
+                _opt("region"),
+                _opt("name"),
+                Attribute("external", Bool(), optional=True, computed=True),
+            ],
+        )
 
     def validate(self, diags, type_name, config):
         pass
@@ -219,8 +279,7 @@ def write_cli_config(path: Path, mirror_dir: Path, plugin_cache: Path | None = N
     """A CLI config (for TF_CLI_CONFIG_FILE) that installs the openstack provider from the mirror only."""
     cache = f'plugin_cache_dir = "{plugin_cache}"\n' if plugin_cache else ""
     path.write_text(
-        cache
-        + "provider_installation {\n"
+        cache + "provider_installation {\n"
         f'  filesystem_mirror {{\n    path    = "{mirror_dir}"\n'
         f'    include = ["{HOST}/{NAMESPACE}/{TYPE}"]\n  }}\n'
         "}\n"

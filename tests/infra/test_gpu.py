@@ -1,0 +1,132 @@
+"""`gpu up` / `gpu down` through the Automation API, with the stack faked (no Pulumi CLI here)."""
+
+from __future__ import annotations
+
+import stat
+from urllib.parse import urlsplit
+
+import pulumi
+import pytest
+import yaml
+from pulumi.automation import OutputValue
+
+from infra import cluster, config, gpu
+from infra.config import parse_site, pulumi_config
+from infra.preflight import InfraError
+from infra.pulumi.program import GpuStackSettings
+
+TF_OUTPUTS = {
+    "network_id": {"value": "net-1"},
+    "subnet_id": {"value": "sub-1"},
+    "secgroup_id": {"value": "sg-1"},
+}
+
+
+def site():
+    raw = yaml.safe_load(config.DEFAULT_SITE_FILE.read_text())
+    raw.update(project="CHI-123456", key_pair="laptop")
+    raw["network"]["admin_cidrs"] = ["198.51.100.7/32"]
+    raw["state"]["bucket"] = "aidetect-state"
+    return parse_site(raw)
+
+
+class FakeStack:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.config: dict[str, str] = {}
+
+    def set_all_config(self, values):
+        self.config = {k: v.value for k, v in values.items()}
+
+    def up(self, on_output=None):
+        self.calls.append("up")
+        outputs = {"gpu_node_name": OutputValue("aidetect-gpu", False), "lease_id": OutputValue("l-1", False)}
+        return type("UpResult", (), {"outputs": outputs})()
+
+    def refresh(self, on_output=None):
+        self.calls.append("refresh")
+
+    def destroy(self, on_output=None):
+        self.calls.append("destroy")
+
+
+@pytest.fixture
+def ready(tmp_path, monkeypatch):
+    """A fake pulumi binary, credentials and a passphrase; the stack and Terraform outputs faked."""
+    pulumi_bin = tmp_path / "pulumi"
+    pulumi_bin.write_text("#!/bin/sh\nexit 1\n")
+    pulumi_bin.chmod(pulumi_bin.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  chameleon: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    for var, value in (
+        ("AWS_ACCESS_KEY_ID", "ak"),
+        ("AWS_SECRET_ACCESS_KEY", "sk"),
+        ("PULUMI_CONFIG_PASSPHRASE", "p"),
+    ):
+        monkeypatch.setenv(var, value)
+    stack = FakeStack()
+    monkeypatch.setattr(gpu, "_stack", lambda _site: stack)
+    monkeypatch.setattr(cluster, "outputs", lambda _site: TF_OUTPUTS)
+    return stack
+
+
+def test_up_requests_the_lease_for_the_asked_hours(ready):
+    outputs = gpu.up(site(), hours=2, echo=lambda _line: None)
+    assert ready.calls == ["up"]
+    assert ready.config["requested"] == "true"
+    assert float(ready.config["leaseHours"]) == 2
+    assert ready.config["networkId"] == "net-1"
+    assert outputs == {"gpu_node_name": "aidetect-gpu", "lease_id": "l-1"}
+
+
+def test_up_defaults_to_the_site_lease_length(ready):
+    gpu.up(site(), echo=lambda _line: None)
+    assert float(ready.config["leaseHours"]) == 4
+
+
+def test_up_refuses_a_non_positive_lease(ready):
+    with pytest.raises(InfraError, match="--hours"):
+        gpu.up(site(), hours=0)
+
+
+def test_down_refreshes_before_destroying(ready):
+    gpu.down(site(), echo=lambda _line: None)
+    assert ready.calls == ["refresh", "destroy"]  # a lease that already ended must not fail the destroy
+
+
+def test_workspace_env_points_pulumi_at_the_object_store():
+    env = gpu._workspace_env(site())
+    url = urlsplit(env["PULUMI_BACKEND_URL"])
+    assert (url.scheme, url.netloc) == ("s3", "aidetect-state")
+    assert str(gpu.REPO_ROOT) in env["PYTHONPATH"].split(":")
+
+
+class NoResources(pulumi.runtime.Mocks):
+    def new_resource(self, args):
+        raise AssertionError("reading config creates nothing")
+
+    def call(self, args):
+        return {}
+
+
+def test_the_config_the_driver_writes_is_the_config_the_program_reads():
+    values = pulumi_config(site(), TF_OUTPUTS, requested=True, hours=2)
+    pulumi.runtime.set_mocks(NoResources(), project=config.PULUMI_PROJECT, preview=False)
+    try:
+        pulumi.runtime.set_all_config({f"{config.PULUMI_PROJECT}:{k}": v for k, v in values.items()})
+        settings = GpuStackSettings.from_config(pulumi.Config())
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert settings == GpuStackSettings(
+        cloud="chameleon",
+        name_prefix="aidetect",
+        key_pair="laptop",
+        network_id="net-1",
+        subnet_id="sub-1",
+        secgroup_id="sg-1",
+        requested=True,
+        lease_hours=2,
+        lease_wait_minutes=30,
+    )

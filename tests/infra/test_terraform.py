@@ -1,0 +1,160 @@
+"""The standing cluster's Terraform, checked offline: fmt, validate, `terraform test` with a mocked
+provider, and checkov.
+
+Terraform needs a provider binary even to validate, and none can be downloaded here, so the session
+fixture serves tests/infra/tf_standin.py (a schema-only stand-in) from a filesystem mirror named in a
+CLI config file (TF_CLI_CONFIG_FILE), and works on a copy so nothing lands in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tf_standin
+
+from infra.config import TERRAFORM_DIR
+
+TERRAFORM = shutil.which("terraform")
+pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform binary not installed")
+
+GENERATED = {".terraform", ".terraform.lock.hcl", "terraform.tfvars.json", "backend.s3.tfbackend"}
+# checkov gets its own venv (its pins clash with the project's), cached outside the repository.
+CACHE_DIR = Path(os.environ.get("AIDETECT_CACHE_DIR", Path.home() / ".cache" / "aidetect"))
+CHECKOV_VENV = CACHE_DIR / "checkov-venv"
+
+
+def terraform(
+    args: list[str], cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess:
+    result = subprocess.run([TERRAFORM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    if check and result.returncode != 0:
+        pytest.fail(f"terraform {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_config(dest: Path) -> Path:
+    shutil.copytree(TERRAFORM_DIR, dest, ignore=lambda _d, names: [n for n in names if n in GENERATED])
+    return dest
+
+
+@pytest.fixture(scope="session")
+def offline(tmp_path_factory) -> dict[str, str]:
+    """Environment in which `terraform init` installs the stand-in provider from a local mirror."""
+    root = tmp_path_factory.mktemp("tf-offline")
+    mirror = root / "mirror"
+    tf_standin.install(mirror)
+    cli_config = tf_standin.write_cli_config(root / "cli.tfrc", mirror)
+    return tf_standin.offline_env(cli_config)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory, offline) -> Path:
+    work = copy_config(tmp_path_factory.mktemp("tf") / "terraform")
+    terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
+    return work
+
+
+def test_fmt_is_clean(offline):
+    result = terraform(
+        ["fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)], TERRAFORM_DIR, offline, False
+    )
+    assert result.returncode == 0, f"run `terraform fmt -recursive infra/terraform`:\n{result.stdout}"
+
+
+def test_validate_passes(workdir, offline):
+    result = terraform(["validate", "-json"], workdir, offline)
+    report = json.loads(result.stdout)
+    assert report["valid"] is True, report["diagnostics"]
+    assert report["error_count"] == 0
+
+
+def test_validate_catches_an_attribute_the_provider_does_not_have(tmp_path, offline):
+    work = copy_config(tmp_path / "terraform")
+    main = work / "main.tf"
+    main.write_text(
+        main.read_text().replace("flavor_name = var.node_flavor", "flavour     = var.node_flavor")
+    )
+    terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
+    result = terraform(["validate", "-json"], work, offline, check=False)
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert any("flavour" in d.get("detail", "") + d.get("summary", "") for d in report["diagnostics"])
+
+
+def test_terraform_test_passes_with_mock_provider(workdir, offline):
+    result = terraform(["test", "-no-color"], workdir, offline, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed, 0 failed" in result.stdout
+
+
+def test_terraform_test_fails_when_the_floating_ip_moves_to_a_worker(tmp_path, offline):
+    work = copy_config(tmp_path / "terraform")
+    main = work / "main.tf"
+    main.write_text(
+        main.read_text().replace(
+            "openstack_networking_port_v2.node[0].id", "openstack_networking_port_v2.node[1].id"
+        )
+    )
+    terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
+    result = terraform(["test", "-no-color", "-filter=tests/cluster.tftest.hcl"], work, offline, check=False)
+    assert result.returncode != 0
+    assert 'run "floating_ip_only_on_first_node"... fail' in result.stdout
+
+
+def checkov() -> Path:
+    exe = CHECKOV_VENV / "bin" / "checkov"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(CHECKOV_VENV / "bin" / "pip"), "install", "-q", "checkov"], check=True, timeout=600
+        )
+    return exe
+
+
+def run_checkov(directory: Path) -> dict:
+    result = subprocess.run(
+        [
+            str(checkov()),
+            "--config-file",
+            str(TERRAFORM_DIR / ".checkov.yaml"),
+            "-d",
+            str(directory),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report
+
+
+@pytest.mark.slow
+def test_checkov_reports_no_failed_check(tmp_path):
+    report = run_checkov(copy_config(tmp_path / "terraform"))
+    failed = report["results"]["failed_checks"]
+    assert failed == [], [(c["check_id"], c["resource"]) for c in failed]
+    passed = {c["check_id"] for c in report["results"]["passed_checks"]}
+    assert {"CKV_OPENSTACK_1", "CKV_OPENSTACK_2", "CKV_OPENSTACK_4"} <= passed
+
+
+@pytest.mark.slow
+def test_checkov_would_catch_ssh_open_to_the_world(tmp_path):
+    work = copy_config(tmp_path / "terraform")
+    (work / "bad.tf").write_text(
+        'resource "openstack_networking_secgroup_rule_v2" "bad" {\n'
+        '  direction         = "ingress"\n  ethertype         = "IPv4"\n  protocol          = "tcp"\n'
+        "  port_range_min    = 22\n  port_range_max    = 22\n"
+        '  remote_ip_prefix  = "0.0.0.0/0"\n'
+        "  security_group_id = openstack_networking_secgroup_v2.cluster.id\n}\n"
+    )
+    report = run_checkov(work)
+    failed = {(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]}
+    assert ("CKV_OPENSTACK_2", "openstack_networking_secgroup_rule_v2.bad") in failed
