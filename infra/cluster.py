@@ -81,9 +81,7 @@ def _init(site: Site, workdir: Path, need_cloud: bool) -> tuple[Terraform, Path]
         require_cloud(site)
     var_file, backend_file = write_inputs(site, workdir)
     # python-terraform's init() would add -backend=true -reconfigure; spelled out here instead.
-    code = _call(
-        tf, "init", backend_config=backend_file.name, reconfigure=IsFlagged, input=False, no_color=IsFlagged
-    )
+    code = _call(tf, "init", backend_config=backend_file.name, reconfigure=IsFlagged, input=False, no_color=IsFlagged)
     _check(code, "init")
     return tf, var_file
 

@@ -141,9 +141,7 @@ def placeholders(site: Site) -> list[str]:
         if hasattr(obj, "__dataclass_fields__"):
             return [hit for f in fields(obj) for hit in walk(getattr(obj, f.name), f"{prefix}{f.name}.")]
         values = obj if isinstance(obj, tuple) else (obj,)
-        return (
-            [prefix.rstrip(".")] if any(isinstance(v, str) and _PLACEHOLDER.search(v) for v in values) else []
-        )
+        return [prefix.rstrip(".")] if any(isinstance(v, str) and _PLACEHOLDER.search(v) for v in values) else []
 
     return walk(site, "")
 

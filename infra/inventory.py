@@ -43,9 +43,7 @@ def build_inventory(tf_outputs: dict[str, Any], gpu_outputs: dict[str, Any] | No
     if not names:
         raise InventoryError("terraform output node_names is empty")
     if len(names) != len(private_ips):
-        raise InventoryError(
-            f"{len(names)} node names but {len(private_ips)} private IPs in terraform outputs"
-        )
+        raise InventoryError(f"{len(names)} node names but {len(private_ips)} private IPs in terraform outputs")
 
     control = {names[0]: {"ansible_host": public_ip, "ansible_user": user, "private_ip": private_ips[0]}}
     jump = f"-o ProxyJump={user}@{public_ip} -o StrictHostKeyChecking=accept-new"
@@ -72,8 +70,7 @@ def build_inventory(tf_outputs: dict[str, Any], gpu_outputs: dict[str, Any] | No
         "all": {
             "children": {
                 "k3s_cluster": {
-                    # Agents join the server over the subnet; the public address is for kubectl and TLS SANs.
-                    "vars": {"api_endpoint": private_ips[0], "public_endpoint": public_ip},
+                    "vars": cluster_vars(private_ips[0], public_ip, tf_outputs),
                     "children": {
                         "control": {"hosts": control},
                         "workers": {"hosts": workers},
@@ -84,6 +81,26 @@ def build_inventory(tf_outputs: dict[str, Any], gpu_outputs: dict[str, Any] | No
                 "agent": {"children": {"workers": {}, "gpu": {}}},
             }
         }
+    }
+
+
+def cluster_vars(control_ip: str, public_ip: str, tf_outputs: dict[str, Any]) -> dict[str, Any]:
+    """What the network dictates to the ansible roles (they override the roles' defaults).
+
+    Nodes talk over the subnet: a floating IP is NAT on the router, never an address on the host, so
+    k3s must bind and join on the private addresses; the floating IP is only a name on the API cert.
+    """
+    subnet = _value(tf_outputs, "network_cidr", "terraform")
+    return {
+        "api_endpoint": control_ip,  # k3s-ansible's name for the address agents join
+        "public_endpoint": public_ip,
+        "k3s_server_node_ip": "{{ private_ip }}",
+        "k3s_agent_node_ip": "{{ private_ip }}",
+        "k3s_agent_server_url": f"https://{control_ip}:6443",
+        "k3s_server_tls_san": [public_ip],
+        # k3s' default pod and service networks plus the subnet; the endpoint is served on 80/443.
+        "common_firewall_cluster_cidrs": [subnet, "10.42.0.0/16", "10.43.0.0/16"],
+        "common_firewall_allowed_tcp_ports": [22, 80, 443],
     }
 
 

@@ -131,9 +131,7 @@ def wait_active(
         if status == ACTIVE:
             return lease
         if status in FAILED:
-            raise BlazarError(
-                f"lease {lease_id} is {status}: {lease.get('status_reason') or 'no reason given'}"
-            )
+            raise BlazarError(f"lease {lease_id} is {status}: {lease.get('status_reason') or 'no reason given'}")
         if clock() >= deadline:
             raise BlazarError(f"lease {lease_id} still {status or 'pending'} after {timeout_s:.0f} s")
         sleep(poll_s)

@@ -63,9 +63,7 @@ class GpuNode(pulumi.ComponentResource):
             networks=[openstack.compute.InstanceNetworkArgs(port=self.port.id)],
             # Without the hint Nova would not place the node on the reserved host.
             scheduler_hints=[
-                openstack.compute.InstanceSchedulerHintArgs(
-                    additional_properties={"reservation": args.reservation_id}
-                )
+                openstack.compute.InstanceSchedulerHintArgs(additional_properties={"reservation": args.reservation_id})
             ],
             metadata={"role": "gpu", "managed_by": "pulumi"},
             opts=child,

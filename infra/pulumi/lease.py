@@ -45,9 +45,7 @@ class LeaseProvider(ResourceProvider):
         )
         lease = blazar.create_lease(session, body)
         try:
-            lease = blazar.wait_active(
-                session, lease["id"], float(props["wait_timeout_s"]), float(props["poll_s"])
-            )
+            lease = blazar.wait_active(session, lease["id"], float(props["wait_timeout_s"]), float(props["poll_s"]))
         except Exception:
             blazar.delete_lease(session, lease["id"])
             raise
@@ -92,7 +90,5 @@ class BlazarLease(Resource):
     end_date: pulumi.Output[str]
 
     def __init__(self, name: str, args: LeaseArgs, opts: pulumi.ResourceOptions | None = None):
-        computed = dict.fromkeys(
-            ("lease_id", "reservation_id", "flavor_id", "flavor_name", "status", "end_date")
-        )
+        computed = dict.fromkeys(("lease_id", "reservation_id", "flavor_id", "flavor_name", "status", "end_date"))
         super().__init__(LeaseProvider(), name, {**asdict(args), **computed}, opts)

@@ -34,3 +34,8 @@ output "secgroup_id" {
   description = "Cluster security group, applied to the leased GPU node's port as well."
   value       = openstack_networking_secgroup_v2.cluster.id
 }
+
+output "network_cidr" {
+  description = "CIDR of the cluster subnet; the host firewalls trust it for k3s traffic."
+  value       = openstack_networking_subnet_v2.cluster.cidr
+}

@@ -121,9 +121,7 @@ class FakeOpenStack:
                                 "name": "CHI-TEST",
                                 "domain": {"id": "default", "name": "Default"},
                             },
-                            "catalog": [
-                                {"id": "s1", "type": "reservation", "name": "blazar", "endpoints": [endpoint]}
-                            ],
+                            "catalog": [{"id": "s1", "type": "reservation", "name": "blazar", "endpoints": [endpoint]}],
                         }
                     }
                     return self._send(201, token, {"X-Subject-Token": TOKEN})

@@ -29,6 +29,7 @@ TF_OUTPUTS = {
     "node_names": {"value": ["aidetect-node-1", "aidetect-node-2", "aidetect-node-3"]},
     "node_private_ips": {"value": ["192.168.50.10", "192.168.50.11", "192.168.50.12"]},
     "ssh_user": {"value": "cc"},
+    "network_cidr": {"value": "192.168.50.0/24"},
     "network_id": {"value": "net-1"},
     "subnet_id": {"value": "sub-1"},
     "secgroup_id": {"value": "sg-1"},
@@ -126,9 +127,7 @@ def test_plan_with_placeholders_left(env):
 
 def test_plan_without_state_credentials(env):
     executable(env["bin"] / "terraform", FAKE_TERRAFORM)
-    one_line_error(
-        invoke("plan", "--site", str(filled_site(env["tmp"]))), "AWS_ACCESS_KEY_ID", "ec2 credentials"
-    )
+    one_line_error(invoke("plan", "--site", str(filled_site(env["tmp"]))), "AWS_ACCESS_KEY_ID", "ec2 credentials")
 
 
 def test_plan_without_openstack_credentials(env):
@@ -196,9 +195,7 @@ def test_inventory_from_terraform_outputs(env):
 
 
 def test_gpu_up_without_pulumi_cli(env):
-    one_line_error(
-        invoke("gpu", "up", "--hours", "4", "--site", str(ready(env))), "Pulumi CLI", "pulumi binary"
-    )
+    one_line_error(invoke("gpu", "up", "--hours", "4", "--site", str(ready(env))), "Pulumi CLI", "pulumi binary")
 
 
 def test_gpu_up_without_passphrase(env):

@@ -17,6 +17,7 @@ TF = {  # the shape of `terraform output -json`
     "node_names": {"value": ["aidetect-node-1", "aidetect-node-2", "aidetect-node-3"]},
     "node_private_ips": {"value": ["192.168.50.10", "192.168.50.11", "192.168.50.12"]},
     "ssh_user": {"value": "cc"},
+    "network_cidr": {"value": "192.168.50.0/24"},
 }
 GPU = {
     "gpu_node_name": "aidetect-gpu",
@@ -62,10 +63,16 @@ def test_k3s_ansible_names_alias_the_groups():
     children = inv["all"]["children"]
     assert list(children["server"]["children"]) == ["control"]
     assert list(children["agent"]["children"]) == ["workers", "gpu"]
-    assert children["k3s_cluster"]["vars"] == {
-        "api_endpoint": "192.168.50.10",
-        "public_endpoint": "129.114.0.10",
-    }
+    assert children["k3s_cluster"]["vars"]["api_endpoint"] == "192.168.50.10"
+
+
+def test_k3s_binds_and_joins_on_private_addresses_and_certifies_the_public_one():
+    cluster_vars = build_inventory(TF, GPU)["all"]["children"]["k3s_cluster"]["vars"]
+    assert cluster_vars["k3s_agent_server_url"] == "https://192.168.50.10:6443"
+    assert cluster_vars["k3s_server_node_ip"] == cluster_vars["k3s_agent_node_ip"] == "{{ private_ip }}"
+    assert cluster_vars["k3s_server_tls_san"] == ["129.114.0.10"]
+    assert "192.168.50.0/24" in cluster_vars["common_firewall_cluster_cidrs"]
+    assert {80, 443} <= set(cluster_vars["common_firewall_allowed_tcp_ports"])
 
 
 def test_plain_values_work_like_terraform_json():
@@ -110,4 +117,31 @@ def test_ansible_reads_the_groups(tmp_path):
     assert data["control"]["hosts"] == ["aidetect-node-1"]
     assert sorted(data["workers"]["hosts"]) == ["aidetect-node-2", "aidetect-node-3"]
     assert data["gpu"]["hosts"] == ["aidetect-gpu"]
-    assert data["_meta"]["hostvars"]["aidetect-node-2"]["ansible_user"] == "cc"
+    hostvars = data["_meta"]["hostvars"]
+    assert hostvars["aidetect-node-2"]["ansible_user"] == "cc"
+    assert hostvars["aidetect-gpu"]["k3s_agent_server_url"] == "https://192.168.50.10:6443"
+
+
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+SITE_YML = Path(__file__).resolve().parents[2] / "ansible" / "site.yml"
+
+
+@pytest.mark.skipif(ANSIBLE_PLAYBOOK is None or not SITE_YML.exists(), reason="ansible-core or site.yml missing")
+def test_the_playbook_targets_the_generated_groups(tmp_path):
+    """The contract with ansible/site.yml: each play finds its hosts in the generated inventory."""
+    path = write_inventory(build_inventory(TF, GPU), tmp_path / "generated.yml")
+    out = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(path), str(SITE_YML), "--list-hosts"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=SITE_YML.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    plays = out.stdout.split("play #")[1:]
+    hosts = {p.split(":", 1)[1].split("\t")[0].strip(): set(p.split("hosts (")[1].split("\n")[1:]) for p in plays}
+    hosts = {name: {h.strip() for h in hs if h.strip()} for name, hs in hosts.items()}
+    assert {"aidetect-node-1", "aidetect-node-2", "aidetect-node-3", "aidetect-gpu"} in hosts.values()
+    assert {"aidetect-node-1"} in hosts.values()  # control plane and ArgoCD on the first node
+    assert {"aidetect-node-2", "aidetect-node-3", "aidetect-gpu"} in hosts.values()  # agents
+    assert {"aidetect-gpu"} in hosts.values()  # GPU setup

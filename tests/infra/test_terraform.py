@@ -29,9 +29,7 @@ CACHE_DIR = Path(os.environ.get("AIDETECT_CACHE_DIR", Path.home() / ".cache" / "
 CHECKOV_VENV = CACHE_DIR / "checkov-venv"
 
 
-def terraform(
-    args: list[str], cwd: Path, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess:
+def terraform(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([TERRAFORM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
     if check and result.returncode != 0:
         pytest.fail(f"terraform {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -61,9 +59,7 @@ def workdir(tmp_path_factory, offline) -> Path:
 
 
 def test_fmt_is_clean(offline):
-    result = terraform(
-        ["fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)], TERRAFORM_DIR, offline, False
-    )
+    result = terraform(["fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)], TERRAFORM_DIR, offline, False)
     assert result.returncode == 0, f"run `terraform fmt -recursive infra/terraform`:\n{result.stdout}"
 
 
@@ -77,9 +73,7 @@ def test_validate_passes(workdir, offline):
 def test_validate_catches_an_attribute_the_provider_does_not_have(tmp_path, offline):
     work = copy_config(tmp_path / "terraform")
     main = work / "main.tf"
-    main.write_text(
-        main.read_text().replace("flavor_name = var.node_flavor", "flavour     = var.node_flavor")
-    )
+    main.write_text(main.read_text().replace("flavor_name = var.node_flavor", "flavour     = var.node_flavor"))
     terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
     result = terraform(["validate", "-json"], work, offline, check=False)
     report = json.loads(result.stdout)
@@ -97,9 +91,7 @@ def test_terraform_test_fails_when_the_floating_ip_moves_to_a_worker(tmp_path, o
     work = copy_config(tmp_path / "terraform")
     main = work / "main.tf"
     main.write_text(
-        main.read_text().replace(
-            "openstack_networking_port_v2.node[0].id", "openstack_networking_port_v2.node[1].id"
-        )
+        main.read_text().replace("openstack_networking_port_v2.node[0].id", "openstack_networking_port_v2.node[1].id")
     )
     terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
     result = terraform(["test", "-no-color", "-filter=tests/cluster.tftest.hcl"], work, offline, check=False)
@@ -111,9 +103,7 @@ def checkov() -> Path:
     exe = CHECKOV_VENV / "bin" / "checkov"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True, timeout=120)
-        subprocess.run(
-            [str(CHECKOV_VENV / "bin" / "pip"), "install", "-q", "checkov"], check=True, timeout=600
-        )
+        subprocess.run([str(CHECKOV_VENV / "bin" / "pip"), "install", "-q", "checkov"], check=True, timeout=600)
     return exe
 
 

@@ -81,9 +81,7 @@ def _resource(name: str, attributes: list[Attribute], blocks: list[NestedBlock] 
 
         # A mocked provider never calls these; a real apply against the stand-in must fail loudly.
         def _offline(self, ctx, *args):
-            ctx.diagnostics.add_error(
-                "stand-in provider", "this provider only serves schemas for offline tests"
-            )
+            ctx.diagnostics.add_error("stand-in provider", "this provider only serves schemas for offline tests")
 
         create = read = update = delete = _offline
 
@@ -199,9 +197,7 @@ RESOURCES = [
             ListBlock(
                 "network",
                 NestMode.Set,
-                Block(
-                    attributes=[_opt("uuid"), _opt("name"), _opt("port"), _opt("fixed_ip_v4"), _opt("mac")]
-                ),
+                Block(attributes=[_opt("uuid"), _opt("name"), _opt("port"), _opt("fixed_ip_v4"), _opt("mac")]),
             )
         ],
     ),
@@ -268,9 +264,7 @@ def install(mirror_dir: Path, python: str = sys.executable) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     exe = target / f"terraform-provider-{TYPE}_v{VERSION}"
     here = Path(__file__).resolve().parent
-    exe.write_text(
-        f"#!{python}\nimport sys\nsys.path.insert(0, {str(here)!r})\nimport tf_standin\ntf_standin.main()\n"
-    )
+    exe.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {str(here)!r})\nimport tf_standin\ntf_standin.main()\n")
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return exe
 
