@@ -120,6 +120,20 @@ def test_helm_charts_are_pinned_to_exact_versions(all_objects):
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", version), f"{label(directory, app)}: chart version {version}"
 
 
+def test_projects_allow_every_source_their_applications_use(all_objects):
+    projects = {o["metadata"]["name"]: o["spec"] for _, o in all_objects if o["kind"] == "AppProject"}
+    apps = [o["spec"] for _, o in all_objects if o["kind"] == "Application"]
+    apps += [o["spec"]["template"]["spec"] for _, o in all_objects if o["kind"] == "ApplicationSet"]
+    for app in apps:
+        if app["project"] == "default":
+            continue  # the root app, applied before any project exists
+        project = projects[app["project"]]
+        assert app["source"]["repoURL"] in project["sourceRepos"], app["source"]["repoURL"]
+        namespace = app["destination"]["namespace"]
+        assert any(re.fullmatch(d["namespace"].replace("*", ".*"), namespace) or "{{" in namespace
+                   for d in project["destinations"]), namespace
+
+
 def test_no_plain_secrets_in_git(all_objects):
     kinds = {o["kind"] for _, o in all_objects}
     assert "Secret" not in kinds
