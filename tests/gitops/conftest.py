@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 # Helpers beside this file import by plain name (pytest runs in importlib mode).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +24,10 @@ def all_objects(rendered) -> list[tuple[Path, dict]]:
     """(source dir, object) for every rendered object; the detector base is left out because every
     overlay renders it again with real values."""
     base = GITOPS / "apps" / "detector" / "base"
-    return [(d, obj) for d, objs in rendered.items() if d != base for obj in objs]
+    objects = [(d, obj) for d, objs in rendered.items() if d != base for obj in objs]
+    # Applied by hand, so in no kustomization; checked like everything else.
+    root_app = GITOPS / "clusters" / "production" / "root-app.yaml"
+    return objects + [(root_app.parent, yaml.safe_load(root_app.read_text()))]
 
 
 @pytest.fixture(scope="session")

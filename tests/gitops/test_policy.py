@@ -120,6 +120,20 @@ def test_helm_charts_are_pinned_to_exact_versions(all_objects):
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", version), f"{label(directory, app)}: chart version {version}"
 
 
+def test_root_app_is_applied_by_hand_and_matches_the_ansible_role():
+    root_dir = GITOPS / "clusters" / "production"
+    root = yaml.safe_load((root_dir / "root-app.yaml").read_text())
+    assert root["spec"]["source"]["path"] == str(root_dir.relative_to(REPO))
+    # Listed in its own kustomization it would be managed twice (by its applier and by ArgoCD).
+    assert "root-app.yaml" not in yaml.safe_load((root_dir / "kustomization.yaml").read_text())["resources"]
+    defaults = REPO / "ansible" / "roles" / "argocd" / "defaults" / "main.yml"
+    if defaults.is_file():
+        role = yaml.safe_load(defaults.read_text())
+        assert role["argocd_root_app_path"] == root["spec"]["source"]["path"]
+        assert role["argocd_root_app_name"] == root["metadata"]["name"]
+        assert role["argocd_namespace"] == root["metadata"]["namespace"]
+
+
 def test_projects_allow_every_source_their_applications_use(all_objects):
     projects = {o["metadata"]["name"]: o["spec"] for _, o in all_objects if o["kind"] == "AppProject"}
     apps = [o["spec"] for _, o in all_objects if o["kind"] == "Application"]
@@ -146,7 +160,7 @@ def test_no_plain_secrets_in_git(all_objects):
 
 
 def test_applications_point_at_folders_that_build(all_objects):
-    root = next(o for _, o in all_objects if o["metadata"]["name"] == "aidetect-root")
+    root = next(o for _, o in all_objects if o["kind"] == "Application" and o["metadata"]["name"] == "root")
     repo_url = root["spec"]["source"]["repoURL"]
     paths = []
     for _, obj in all_objects:
