@@ -32,9 +32,7 @@ data_app = typer.Typer(
 log = logging.getLogger(__name__)
 
 STORE_URL = typer.Option(None, "--store-url", help="metadata database URL (default: AIDETECT_STORE_URL)")
-OBJECTS = typer.Option(
-    None, "--object-store", help="a directory or s3://bucket/prefix (AIDETECT_OBJECT_STORE)"
-)
+OBJECTS = typer.Option(None, "--object-store", help="a directory or s3://bucket/prefix (AIDETECT_OBJECT_STORE)")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -61,13 +59,9 @@ def ingest(
         "-t",
         help="hashtag (subreddit for reddit; 'public' timeline for mastodon; 'author:<handle>' for bluesky)",
     ),
-    limit: int | None = typer.Option(
-        None, "--limit", "-n", min=1, help="stop after about N media items a run"
-    ),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="stop after about N media items a run"),
     every: str | None = typer.Option(None, "--every", help="re-collect on this interval, e.g. 15m, 1h"),
-    runs: int | None = typer.Option(
-        None, "--runs", min=1, help="with --every: stop after N runs", hidden=True
-    ),
+    runs: int | None = typer.Option(None, "--runs", min=1, help="with --every: stop after N runs", hidden=True),
     workers: int = typer.Option(4, "--workers", min=1, max=32, help="parallel media downloads"),
     store_url: str | None = STORE_URL,
     object_store: str | None = OBJECTS,
@@ -105,9 +99,7 @@ def ingest(
 def import_(
     path: str = typer.Argument(..., help="data set folder (cifake, cocofake) or manifest CSV"),
     fmt: str = typer.Option(..., "--format", "-f", help="cifake, cocofake or manifest"),
-    coco: str | None = typer.Option(
-        None, "--coco", help="cocofake: folder with COCO 2014 train2014/ val2014/"
-    ),
+    coco: str | None = typer.Option(None, "--coco", help="cocofake: folder with COCO 2014 train2014/ val2014/"),
     license: str | None = typer.Option(None, "--license", help="licence recorded with every image"),
     store_url: str | None = STORE_URL,
     object_store: str | None = OBJECTS,

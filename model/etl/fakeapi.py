@@ -108,7 +108,7 @@ class FakeSocial:
         }
 
     def start(self) -> FakeSocial:
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
         return self
 
@@ -249,9 +249,7 @@ class FakeSocial:
                 for m in p.media
             ]
             if p.video:
-                attachments.append(
-                    {"id": f"v{p.n}", "type": "video", "url": f"{self.url}/media/video{p.n}.mp4"}
-                )
+                attachments.append({"id": f"v{p.n}", "type": "video", "url": f"{self.url}/media/video{p.n}.mp4"})
             statuses.append(
                 {
                     "id": str(_mid(p)),
@@ -275,8 +273,7 @@ class FakeSocial:
         if statuses:
             base = f"{self.url}/mastodon{path}"
             headers["Link"] = (
-                f'<{base}?max_id={statuses[-1]["id"]}>; rel="next", '
-                f'<{base}?min_id={statuses[0]["id"]}>; rel="prev"'
+                f'<{base}?max_id={statuses[-1]["id"]}>; rel="next", <{base}?min_id={statuses[0]["id"]}>; rel="prev"'
             )
         return 200, headers, statuses
 
@@ -441,6 +438,7 @@ def _b36(n: int) -> str:
 def _handler(fake: FakeSocial):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stalls
 
         def log_message(self, *args) -> None:  # keep test output quiet
             pass

@@ -217,9 +217,7 @@ def process_batch(
             after(s)
 
 
-def _download_all(
-    conn: Connector, items: list[Item], workers: int
-) -> list[tuple[bytes | None, str | None, bool]]:
+def _download_all(conn: Connector, items: list[Item], workers: int) -> list[tuple[bytes | None, str | None, bool]]:
     def one(item: Item):
         try:
             return conn.download(item), None, False
@@ -240,9 +238,7 @@ def retry_failed(
     """Downloads that failed in an earlier run get another try before new pages are read."""
     with store.session("listing failed downloads") as s:
         rows = s.scalars(
-            select(Sighting).where(
-                Sighting.source == conn.name, Sighting.query == query, Sighting.status == "failed"
-            )
+            select(Sighting).where(Sighting.source == conn.name, Sighting.query == query, Sighting.status == "failed")
         ).all()
         items = [
             Item(

@@ -45,9 +45,7 @@ def cifake_items(root: str | Path, license: str | None = None) -> Iterator[Item]
     root = Path(root).expanduser()
     splits = [d for d in ("train", "test") if (root / d).is_dir()]
     if not splits:
-        raise LoaderError(
-            f"{root}: not a CIFAKE folder (expected train/ and test/ with REAL/ and FAKE/ inside)"
-        )
+        raise LoaderError(f"{root}: not a CIFAKE folder (expected train/ and test/ with REAL/ and FAKE/ inside)")
     for split in splits:
         for cls, label in (("REAL", "real"), ("FAKE", "ai")):
             folder = root / split / cls
@@ -75,16 +73,12 @@ def coco_id(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def cocofake_items(
-    root: str | Path, coco: str | Path | None = None, license: str | None = None
-) -> Iterator[Item]:
+def cocofake_items(root: str | Path, coco: str | Path | None = None, license: str | None = None) -> Iterator[Item]:
     root = Path(root).expanduser()
     coco_root = Path(coco).expanduser() if coco else _find_coco(root)
     split_dirs = [d for d in ("train2014", "val2014") if (root / d).is_dir()]
     if not split_dirs:
-        raise LoaderError(
-            f"{root}: not a COCOFake folder (expected train2014/ or val2014/ of <COCO stem>/ folders)"
-        )
+        raise LoaderError(f"{root}: not a COCOFake folder (expected train2014/ or val2014/ of <COCO stem>/ folders)")
     for split_dir in split_dirs:
         split = "train" if split_dir.startswith("train") else "val"
         real_dir = coco_root / split_dir
@@ -124,9 +118,7 @@ def _find_coco(root: Path) -> Path:
     for candidate in (root / "coco2014", root.parent / "coco2014", root / "coco", root.parent / "coco"):
         if candidate.is_dir():
             return candidate
-    raise LoaderError(
-        f"{root}: where are the real COCO 2014 images? pass --coco PATH (with train2014/, val2014/)"
-    )
+    raise LoaderError(f"{root}: where are the real COCO 2014 images? pass --coco PATH (with train2014/, val2014/)")
 
 
 def manifest_items(manifest: str | Path, license: str | None = None) -> Iterator[Item]:

@@ -130,9 +130,7 @@ def default_dir(settings=None) -> Path:
     return Path(settings.home).expanduser() / "snapshots"
 
 
-def write_snapshot(
-    store: Store, out_dir: str | Path | None = None, near_distance: int = NEAR_DISTANCE
-) -> SnapshotInfo:
+def write_snapshot(store: Store, out_dir: str | Path | None = None, near_distance: int = NEAR_DISTANCE) -> SnapshotInfo:
     """Assign splits, then write a new version unless the content equals the latest one."""
     out_dir = Path(out_dir).expanduser() if out_dir else default_dir()
     assigned = assign_splits(store, near_distance)
@@ -144,9 +142,7 @@ def write_snapshot(
         latest = s.scalar(select(Snapshot).order_by(Snapshot.version.desc()).limit(1))
         if latest is not None and latest.digest == digest and Path(latest.path).is_file():
             sidecar = Path(latest.path).with_name("snapshot.json")
-            return SnapshotInfo(
-                latest.version, digest, Path(latest.path), sidecar, dict(latest.counts), False
-            )
+            return SnapshotInfo(latest.version, digest, Path(latest.path), sidecar, dict(latest.counts), False)
         version = (latest.version if latest else 0) + 1
     folder = out_dir / f"v{version:04d}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,7 +221,5 @@ def log_snapshot_input(snapshot_path: str | Path, context: str = "training"):
         digest=meta["digest"][:32],
     )
     mlflow.log_input(dataset, context=context, tags={"snapshot_version": str(meta["version"])})
-    mlflow.set_tags(
-        {"aidetect.snapshot.version": str(meta["version"]), "aidetect.snapshot.digest": meta["digest"]}
-    )
+    mlflow.set_tags({"aidetect.snapshot.version": str(meta["version"]), "aidetect.snapshot.digest": meta["digest"]})
     return dataset

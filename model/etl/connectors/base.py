@@ -71,9 +71,7 @@ class Http:
         timeout: float = 30.0,
     ):
         self.name = name
-        self.client = client or httpx.Client(
-            timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
-        )
+        self.client = client or httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT})
         self.sleep = sleep
         self.max_retries = max_retries
         self.max_wait = max_wait
@@ -81,6 +79,8 @@ class Http:
         # Platforms that signal rate limits without a 429 (the Graph API: 400/403 with error code 4, 17,
         # 32 or 613) set this to recognise them.
         self.rate_limited: Callable[[httpx.Response], bool] = lambda resp: False
+        # ...and that signal a bad token without a 401 (the Graph API: 400 with error code 190).
+        self.auth_failed: Callable[[httpx.Response], bool] = lambda resp: False
 
     def request(self, method: str, url: str, **kw) -> httpx.Response:
         last = ""
@@ -97,33 +97,27 @@ class Http:
                 elif resp.status_code >= 500:
                     last = f"{resp.status_code} {resp.reason_phrase}"
                     wait = self._backoff(attempt)
-                elif resp.status_code in (401, 403):
+                elif resp.status_code in (401, 403) or (resp.status_code >= 400 and self.auth_failed(resp)):
                     raise ConnectorError(
                         f"{self.name}: access denied ({resp.status_code}) at {_short(url)}: "
                         f"{_api_message(resp)}; check {self.auth_hint}"
                     )
                 elif resp.status_code >= 400:
-                    raise ConnectorError(
-                        f"{self.name}: {resp.status_code} from {_short(url)}: {_api_message(resp)}"
-                    )
+                    raise ConnectorError(f"{self.name}: {resp.status_code} from {_short(url)}: {_api_message(resp)}")
                 else:
                     return resp
             if attempt == self.max_retries:
                 break
             log.warning("%s: %s from %s; retrying in %.1fs", self.name, last, _short(url), wait)
             self.sleep(wait)
-        raise ConnectorError(
-            f"{self.name}: {_short(url)} still failing after {self.max_retries + 1} attempts ({last})"
-        )
+        raise ConnectorError(f"{self.name}: {_short(url)} still failing after {self.max_retries + 1} attempts ({last})")
 
     def json(self, method: str, url: str, **kw):
         resp = self.request(method, url, **kw)
         try:
             return resp.json()
         except ValueError:
-            raise ConnectorError(
-                f"{self.name}: malformed JSON from {_short(url)} ({resp.text[:80]!r})"
-            ) from None
+            raise ConnectorError(f"{self.name}: malformed JSON from {_short(url)} ({resp.text[:80]!r})") from None
 
     def download(self, url: str, max_bytes: int) -> bytes:
         """Media bytes, streamed so a huge file is refused before it fills memory."""
@@ -153,9 +147,7 @@ class Http:
             if attempt == self.max_retries:
                 break
             self.sleep(wait)
-        raise ConnectorError(
-            f"{self.name}: media {_short(url)} failed after {self.max_retries + 1} attempts ({last})"
-        )
+        raise ConnectorError(f"{self.name}: media {_short(url)} failed after {self.max_retries + 1} attempts ({last})")
 
     def _backoff(self, attempt: int) -> float:
         return min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)
@@ -207,9 +199,7 @@ class Connector(ABC):
     default_base_url: ClassVar[str]
     license: ClassVar[str | None] = None  # platform terms; media licences are rarely machine-readable
 
-    def __init__(
-        self, base_url: str | None = None, http: Http | None = None, max_media_bytes: int = 20 << 20
-    ):
+    def __init__(self, base_url: str | None = None, http: Http | None = None, max_media_bytes: int = 20 << 20):
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.http = http or Http(self.name)
         self.max_media_bytes = max_media_bytes

@@ -40,9 +40,7 @@ class BlueskyConnector(Connector):
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kw) -> BlueskyConnector:
         handle, password = environ.get("BLUESKY_HANDLE"), environ.get("BLUESKY_APP_PASSWORD")
         if bool(handle) != bool(password):
-            raise ConnectorError(
-                "set both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an app password), or neither"
-            )
+            raise ConnectorError("set both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an app password), or neither")
         return cls(handle, password, base_url=environ.get(cls.base_url_env), **kw)
 
     def _headers(self) -> dict:

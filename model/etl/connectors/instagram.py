@@ -23,11 +23,19 @@ _RATE_LIMIT_CODES = {4, 17, 32, 613}
 _FIELDS = "id,media_type,media_url,permalink,timestamp,children{id,media_type,media_url}"
 
 
-def _graph_rate_limited(resp: httpx.Response) -> bool:
+def _graph_error_code(resp: httpx.Response) -> int | None:
     try:
-        return int(resp.json().get("error", {}).get("code")) in _RATE_LIMIT_CODES
+        return int(resp.json().get("error", {}).get("code"))
     except (ValueError, TypeError, AttributeError):
-        return False
+        return None
+
+
+def _graph_rate_limited(resp: httpx.Response) -> bool:
+    return _graph_error_code(resp) in _RATE_LIMIT_CODES
+
+
+def _graph_auth_failed(resp: httpx.Response) -> bool:
+    return _graph_error_code(resp) == 190  # OAuthException: invalid or expired token
 
 
 class InstagramConnector(Connector):
@@ -41,16 +49,13 @@ class InstagramConnector(Connector):
         self.token, self.user_id = token, user_id
         self.http.auth_hint = "INSTAGRAM_ACCESS_TOKEN"
         self.http.rate_limited = _graph_rate_limited
+        self.http.auth_failed = _graph_auth_failed
         self._hashtag_ids: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kw) -> InstagramConnector:
-        token = require(
-            environ, "INSTAGRAM_ACCESS_TOKEN", "a User access token with Instagram Public Content Access"
-        )
-        user = require(
-            environ, "INSTAGRAM_USER_ID", "the Instagram professional account id making the queries"
-        )
+        token = require(environ, "INSTAGRAM_ACCESS_TOKEN", "a User access token with Instagram Public Content Access")
+        user = require(environ, "INSTAGRAM_USER_ID", "the Instagram professional account id making the queries")
         return cls(token, user, base_url=environ.get(cls.base_url_env), **kw)
 
     def hashtag_id(self, tag: str) -> str:
@@ -85,9 +90,7 @@ class InstagramConnector(Connector):
 
     def _items(self, m: dict) -> list[Item]:
         if m.get("media_type") == "CAROUSEL_ALBUM":
-            parts = [
-                (c.get("id", str(i)), c) for i, c in enumerate((m.get("children") or {}).get("data") or [])
-            ]
+            parts = [(c.get("id", str(i)), c) for i, c in enumerate((m.get("children") or {}).get("data") or [])]
         else:
             parts = [("", m)]
         out = []

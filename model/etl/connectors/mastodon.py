@@ -35,11 +35,7 @@ class MastodonConnector(Connector):
 
     def fetch(self, query: str, cursor: str | None, since: str | None) -> RawPage:
         tag = query.lstrip("#").strip()
-        path = (
-            "/api/v1/timelines/public"
-            if tag in ("public", "local")
-            else f"/api/v1/timelines/tag/{quote(tag)}"
-        )
+        path = "/api/v1/timelines/public" if tag in ("public", "local") else f"/api/v1/timelines/tag/{quote(tag)}"
         params: dict = {"only_media": "true", "limit": 40}
         if tag == "local":
             params["local"] = "true"
@@ -54,9 +50,7 @@ class MastodonConnector(Connector):
         except ValueError:
             statuses = None
         if not isinstance(statuses, list):
-            raise shape_error(
-                self.name, path, TypeError(f"expected a list of statuses, got {type(statuses).__name__}")
-            )
+            raise shape_error(self.name, path, TypeError(f"expected a list of statuses, got {type(statuses).__name__}"))
         try:
             items = [i for st in statuses for i in self._items(st)]
             next_max = _link_param(resp, "next", "max_id") or (str(statuses[-1]["id"]) if statuses else None)

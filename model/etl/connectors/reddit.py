@@ -72,9 +72,7 @@ class RedditConnector(Connector):
         )
         if post.get("is_gallery"):
             metadata = post.get("media_metadata") or {}
-            order = [g["media_id"] for g in (post.get("gallery_data") or {}).get("items") or []] or list(
-                metadata
-            )
+            order = [g["media_id"] for g in (post.get("gallery_data") or {}).get("items") or []] or list(metadata)
             out = []
             for media_id in order:
                 meta = metadata.get(media_id) or {}

@@ -66,7 +66,7 @@ class XConnector(Connector):
             raise shape_error(self.name, "recent search", e) from None
 
     def _parse(self, body: dict) -> RawPage:
-        meta = body.get("meta") or {}
+        meta = body["meta"]  # present in every successful search response, even an empty one
         tweets = body.get("data") or []
         includes = body.get("includes") or {}
         media = {m["media_key"]: m for m in includes.get("media") or []}
