@@ -50,8 +50,15 @@ def _guard(fn, *args, **kwargs):
         raise _fail(str(exc)) from None
     except Exception as exc:
         # Engine failures (a Pulumi CommandError carries pages of output): one line, the detail above.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _fail(f"{type(exc).__name__}: {first}") from None
+        raise _fail(f"{type(exc).__name__}: {_summary(exc)}") from None
+
+
+def _summary(exc: Exception, limit: int = 300) -> str:
+    """The line of an engine's error text that says what went wrong (its first `error:` line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    line = errors[0] if errors else (lines[-1] if lines else "no detail")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _terraform(action: str, site_file: Path, yes: bool) -> None:

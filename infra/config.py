@@ -69,6 +69,7 @@ class State:
     terraform_key: str = "terraform/cluster.tfstate"
     pulumi_prefix: str = "pulumi"
     pulumi_stack: str = "gpu"
+    lock: bool = False  # Terraform's S3 lock file; needs conditional writes in the object store
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ def backend_hcl(site: Site) -> str:
         f'key       = "{site.state.terraform_key}"\n'
         f'region    = "{site.state.region}"\n'
         f'endpoints = {{ s3 = "{site.state.endpoint}" }}\n'
+        f"use_lockfile = {'true' if site.state.lock else 'false'}\n"
     )
 
 

@@ -214,3 +214,13 @@ def test_help_is_real():
     for command in ("plan", "apply", "destroy", "inventory", "gpu"):
         assert command in result.output
     assert "--hours" in invoke("gpu", "up", "--help").output
+
+
+def test_an_engine_failure_is_one_line_naming_the_error(env, monkeypatch):
+    from infra import gpu
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("\n code: 255\n stdout: Updating (gpu)\n stderr: error: lease quota exceeded\n  at x\n")
+
+    monkeypatch.setattr(gpu, "up", fail)
+    one_line_error(invoke("gpu", "up", "--site", str(filled_site(env["tmp"]))), "error: lease quota exceeded")

@@ -51,6 +51,8 @@ def test_both_engines_keep_state_in_the_same_object_store():
     backend = config.backend_hcl(site)
     assert 'bucket    = "aidetect-state"' in backend
     assert 'endpoints = { s3 = "https://chi.tacc.chameleoncloud.org:7480" }' in backend
+    assert "use_lockfile = false" in backend
+    assert "use_lockfile = true" in config.backend_hcl(filled_site(state={"lock": True}))
     url = urlsplit(config.pulumi_backend_url(site))
     assert (url.scheme, url.netloc, url.path) == ("s3", "aidetect-state", "/pulumi")
     query = parse_qs(url.query)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pulumi
 import pytest
 import yaml
 from pulumi.automation import OutputValue
+from pulumi.dynamic.dynamic import serialize_provider
 
 from infra import cluster, config, gpu
 from infra.config import parse_site, pulumi_config
 from infra.preflight import InfraError
+from infra.pulumi.lease import LeaseProvider
 from infra.pulumi.program import GpuStackSettings
 
 TF_OUTPUTS = {
@@ -130,3 +135,19 @@ def test_the_config_the_driver_writes_is_the_config_the_program_reads():
         lease_hours=2,
         lease_wait_minutes=30,
     )
+
+
+def test_the_lease_provider_loads_in_the_separate_process_pulumi_starts(tmp_path):
+    """Pulumi pickles the dynamic provider by reference; its host process must import `infra` again."""
+    serialized = serialize_provider(LeaseProvider())
+    script = (
+        "import base64, sys, dill\n"
+        "p = dill.loads(base64.b64decode(sys.argv[1]))\n"
+        "print(type(p).__module__, p.diff('id', {'hours': 4}, {'hours': 8}).replaces)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": gpu._workspace_env(site())["PYTHONPATH"]}
+    out = subprocess.run(
+        [sys.executable, "-c", script, serialized], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["infra.pulumi.lease", "['hours']"]
