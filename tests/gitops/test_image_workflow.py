@@ -36,7 +36,7 @@ def _gitops_image_names() -> set[str]:
 def test_actions_are_pinned_to_commits_and_permissions_are_minimal(workflow):
     uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
     assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
-    assert workflow["permissions"] == {}
+    assert workflow["permissions"] == {"contents": "read"}
     assert workflow["jobs"]["build"]["permissions"] == {"contents": "read", "packages": "write"}
     assert workflow["jobs"]["pin"]["permissions"] == {"contents": "write"}
 
