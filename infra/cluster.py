@@ -2,7 +2,7 @@
 
     cluster.run("plan", site)      # writes tfvars + backend settings from site.yaml, init, plan
     cluster.run("apply", site, auto_approve=True)
-    cluster.outputs()              # `terraform output -json`, for the inventory and the GPU stack
+    cluster.outputs(site)          # `terraform output -json`, for the inventory and the GPU stack
 
 The generated terraform.tfvars.json and backend.s3.tfbackend are gitignored: site.yaml is the source.
 """
@@ -72,7 +72,7 @@ def _check(code: int | None, step: str) -> None:
         raise InfraError(f"terraform {step} failed (exit {code}); its output is above")
 
 
-def _init(site: Site, workdir: Path, need_cloud: bool) -> tuple[Terraform, Path]:
+def _init(site: Site, workdir: Path, need_cloud: bool, quiet: bool = False) -> tuple[Terraform, Path]:
     """Checks, writes the inputs and runs `terraform init` against the object-store backend."""
     tf = _terraform(workdir)
     require_filled(site)
@@ -81,7 +81,13 @@ def _init(site: Site, workdir: Path, need_cloud: bool) -> tuple[Terraform, Path]
         require_cloud(site)
     var_file, backend_file = write_inputs(site, workdir)
     # python-terraform's init() would add -backend=true -reconfigure; spelled out here instead.
-    code = _call(tf, "init", backend_config=backend_file.name, reconfigure=IsFlagged, input=False, no_color=IsFlagged)
+    init = {"backend_config": backend_file.name, "reconfigure": IsFlagged, "input": False, "no_color": IsFlagged}
+    if quiet:  # only a failure's output matters when init is a step of reading outputs
+        code, out, err = tf.cmd("init", **init)
+        if code != 0:
+            sys.stderr.write((out or "") + (err or ""))
+    else:
+        code = _call(tf, "init", **init)
     _check(code, "init")
     return tf, var_file
 
@@ -105,7 +111,7 @@ def run(action: str, site: Site, auto_approve: bool = False, workdir: Path | Non
 def outputs(site: Site, workdir: Path | None = None) -> dict[str, Any]:
     """`terraform output -json` of the applied cluster, read from the remote state."""
     workdir = workdir or terraform_dir()
-    tf, _ = _init(site, workdir, need_cloud=False)
+    tf, _ = _init(site, workdir, need_cloud=False, quiet=True)
     code, out, err = tf.cmd("output", json=IsFlagged, no_color=IsFlagged)
     if code != 0:
         lines = (err or out or "").strip().splitlines()

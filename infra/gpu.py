@@ -99,7 +99,5 @@ def stack_outputs(site: Site) -> dict[str, Any] | None:
             opts=auto.LocalWorkspaceOptions(work_dir=str(PULUMI_DIR), env_vars=_workspace_env(site)),
         )
         return _plain(stack.outputs())
-    except InfraError:
-        return None
-    except Exception:  # no stack yet, or the backend unreachable: the inventory goes on without GPU
+    except Exception:  # no CLI, no stack yet, or the backend unreachable: the inventory goes on without GPU
         return None

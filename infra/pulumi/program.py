@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_openstack as openstack
 
 from infra.pulumi.gpu_node import GpuNode, GpuNodeArgs
 from infra.pulumi.lease import BlazarLease, LeaseArgs
@@ -56,6 +57,8 @@ def build(settings: GpuStackSettings) -> GpuNode | None:
         pulumi.export("gpu_node_name", None)
         return None
 
+    # Credentials come from the same clouds.yaml entry as Terraform's, named in site.yaml.
+    cloud = openstack.Provider("chameleon", cloud=settings.cloud)
     lease = BlazarLease(
         "gpu-lease",
         LeaseArgs(
@@ -83,7 +86,7 @@ def build(settings: GpuStackSettings) -> GpuNode | None:
             flavor_name=lease.flavor_name,
         ),
         # Deleting the lease frees the host, so the node must go first and come after.
-        opts=pulumi.ResourceOptions(depends_on=[lease]),
+        opts=pulumi.ResourceOptions(depends_on=[lease], providers={"openstack": cloud}),
     )
     pulumi.export("gpu_node_name", node.instance_name)
     pulumi.export("gpu_public_ip", node.public_ip)

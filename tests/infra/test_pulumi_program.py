@@ -69,16 +69,22 @@ def registered(node) -> pulumi.Output:
     )
 
 
-@pulumi.runtime.test
 def test_no_lease_and_no_node_unless_requested(mocks):
     from infra.pulumi.program import build
 
-    assert build(settings(requested=False)) is None
+    @pulumi.runtime.test
+    def program():
+        assert build(settings(requested=False)) is None
 
-    def check(_):
-        assert mocks.resources == []
+    program()  # returns once every registration the program started has finished
+    assert mocks.resources == []
 
-    return pulumi.Output.from_input(None).apply(check)
+    @pulumi.runtime.test
+    def requested_program():
+        build(settings())
+
+    requested_program()
+    assert len(mocks.of_type("pulumi-python:dynamic:Resource")) == 1  # the same check sees a requested lease
 
 
 @pulumi.runtime.test
@@ -102,6 +108,10 @@ def test_node_boots_on_the_reservation_with_the_scheduler_hint(mocks):
         assert instance.inputs["flavorName"] == "baremetal"
         assert "flavorId" not in instance.inputs
         assert instance.inputs["keyPair"] == "aidetect"
+        # The node talks to OpenStack through the provider for site.yaml's clouds.yaml entry.
+        [provider] = mocks.of_type("pulumi:providers:openstack")
+        assert provider.inputs["cloud"] == "chameleon"
+        assert instance.provider and "pulumi:providers:openstack::chameleon" in instance.provider
         assert instance.inputs["metadata"]["role"] == "gpu"
 
     return registered(node).apply(check)
