@@ -37,7 +37,7 @@ CMD ["server", "--host", "0.0.0.0", "--port", "5000"]
 # --- detector: build the virtualenv ---
 FROM python-base AS build
 # cpu: torch from the PyTorch CPU index (no CUDA, ~10x smaller); gpu: torch from PyPI (CUDA) and the
-# extras only the GPU tier needs.
+# extra only the GPU tier needs (qwen).
 ARG VARIANT=cpu
 ARG TORCH_VERSION=2.13.0
 WORKDIR /src
@@ -49,9 +49,10 @@ RUN python -m venv /opt/venv \
        esac
 # Sources last, so a code change does not reinstall torch. .dockerignore lets only the package in.
 COPY . .
+# `data` in both: the ingest CronJob runs the CPU image and needs the PostgreSQL and S3 clients.
 # DL3013: this installs the project itself; its dependencies are pinned in pyproject.toml.
 # hadolint ignore=DL3013
-RUN if [ "${VARIANT}" = gpu ]; then extras="[qwen]"; else extras=""; fi \
+RUN if [ "${VARIANT}" = gpu ]; then extras="[data,qwen]"; else extras="[data]"; fi \
     && pip install ".${extras}" \
     && aidetect --help > /dev/null
 

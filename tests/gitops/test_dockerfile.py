@@ -77,6 +77,8 @@ def test_cpu_and_gpu_variants():
     assert "download.pytorch.org/whl/cpu" in build  # the CPU wheel, no CUDA
     assert re.search(r"gpu\).*pip install \"torch==\$\{TORCH_VERSION\}\"", build)
     assert "ARG TORCH_VERSION=2.13.0" in build
+    # The ingest CronJob runs the CPU image: it needs the data extra (PostgreSQL, S3 clients).
+    assert 'extras="[data,qwen]"' in build and 'extras="[data]"' in build
 
 
 def test_dockerignore_allows_only_the_package():
