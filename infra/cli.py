@@ -61,8 +61,17 @@ def _summary(exc: Exception, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _engines():
+    """infra.cluster and infra.gpu, whose libraries come with the `infra` extra."""
+    try:
+        from infra import cluster, gpu
+    except ImportError as exc:
+        raise _fail(f"{exc.name} is missing: install the infra extra (pip install -e '.[infra]')") from None
+    return cluster, gpu
+
+
 def _terraform(action: str, site_file: Path, yes: bool) -> None:
-    from infra import cluster
+    cluster, _ = _engines()
 
     site = _guard(load_site, site_file)
     _guard(cluster.run, action, site, auto_approve=yes)
@@ -94,7 +103,7 @@ def inventory(
     ] = None,
 ) -> None:
     """Write the Ansible inventory (groups control, workers, gpu) from Terraform and Pulumi outputs."""
-    from infra import cluster, gpu
+    cluster, gpu = _engines()
     from infra.inventory import GENERATED_INVENTORY, build_inventory, write_inventory
 
     site_cfg = _guard(load_site, site)
@@ -113,8 +122,7 @@ def gpu_up(
     site: Path = SiteOption,
 ) -> None:
     """Lease a GPU host (Blazar), boot the GPU node on it with its own floating IP, wait until ACTIVE."""
-    from infra import gpu
-
+    _, gpu = _engines()
     site_cfg = _guard(load_site, site)
     outputs = _guard(gpu.up, site_cfg, hours)
     typer.echo(
@@ -126,8 +134,7 @@ def gpu_up(
 @gpu_app.command("down")
 def gpu_down(site: Path = SiteOption) -> None:
     """Give the GPU back: destroy the GPU node, its floating IP and the lease."""
-    from infra import gpu
-
+    _, gpu = _engines()
     site_cfg = _guard(load_site, site)
     _guard(gpu.down, site_cfg)
     typer.echo("GPU node, its floating IP and the lease are released")

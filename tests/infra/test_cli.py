@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,22 @@ def test_an_engine_failure_is_one_line_naming_the_error(env, monkeypatch):
 
     monkeypatch.setattr(gpu, "up", fail)
     one_line_error(invoke("gpu", "up", "--site", str(filled_site(env["tmp"]))), "error: lease quota exceeded")
+
+
+def test_missing_infra_extra_is_one_line(env, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_terraform(name, *args, **kwargs):
+        if name == "python_terraform":
+            raise ImportError("No module named 'python_terraform'", name="python_terraform")
+        return real_import(name, *args, **kwargs)
+
+    import infra
+
+    for module in ("cluster", "gpu"):  # make `from infra import cluster` import afresh
+        monkeypatch.delitem(sys.modules, f"infra.{module}", raising=False)
+        monkeypatch.delattr(infra, module, raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_terraform)
+    one_line_error(invoke("plan", "--site", str(filled_site(env["tmp"]))), "python_terraform is missing", "[infra]")
