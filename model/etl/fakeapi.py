@@ -32,7 +32,7 @@ T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 @dataclass
 class Fault:
-    """Answer requests whose path contains `path` with `status` (and `body`) `times` times."""
+    """Answer requests whose path (with query string) contains `path` with `status` and `body`, `times` times."""
 
     path: str
     status: int
@@ -456,7 +456,7 @@ def _handler(fake: FakeSocial):
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             with fake.lock:
                 fake.requests.append(path)
-                fault = next((f for f in fake.faults if f.times > 0 and f.path in path), None)
+                fault = next((f for f in fake.faults if f.times > 0 and f.path in self.path), None)
                 if fault:
                     fault.times -= 1
             if fault:

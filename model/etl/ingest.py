@@ -79,6 +79,7 @@ class Ingestor:
         self.store = store
         self.policy = policy
         self.index = index if index is not None else store.phash_index()
+        self.handled: set[tuple[str, str, str]] = set()  # this run's items: a failed one is tried once a run
 
     def process(
         self,
@@ -90,6 +91,10 @@ class Ingestor:
         quarantine: bool = False,
     ) -> str:
         """Record `item` and return its status; `error` without data is a failed fetch."""
+        key = (item.source, item.post_id, item.media_key)
+        if key in self.handled:
+            return "seen"
+        self.handled.add(key)
         row = self.store.find_sighting(s, item.source, item.post_id, item.media_key)
         if row is not None and row.status != "failed":
             return "seen"
@@ -203,6 +208,7 @@ def process_batch(
                 raise
             except Exception as e:  # one item's bad metadata (or a bug) must not lose the batch
                 log.exception("item %s/%s failed", item.source, item.post_id)
+                ingestor.handled.discard((item.source, item.post_id, item.media_key))
                 with s.begin_nested():
                     status = ingestor.process(
                         s,

@@ -120,8 +120,14 @@ def s3_client(s3_endpoint, monkeypatch):
 
 
 def jpeg(color=(10, 200, 30), size=(64, 48), quality=90) -> bytes:
+    """A distinct picture per `color`: blocky noise seeded by it (flat images would share a perceptual hash)."""
+    import numpy as np
+
+    rng = np.random.default_rng(list(color))
+    blocks = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG", quality=quality)
+    img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
