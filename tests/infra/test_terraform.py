@@ -148,3 +148,58 @@ def test_checkov_would_catch_ssh_open_to_the_world(tmp_path):
     report = run_checkov(work)
     failed = {(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]}
     assert ("CKV_OPENSTACK_2", "openstack_networking_secgroup_rule_v2.bad") in failed
+
+
+SITE_CHECK = """
+mock_provider "openstack" {}
+
+run "site_file_drives_the_plan" {
+  command = plan
+
+  assert {
+    condition     = length(openstack_compute_instance_v2.node) == 4
+    error_message = "node_count from site.yaml"
+  }
+
+  assert {
+    condition     = alltrue([for n in openstack_compute_instance_v2.node : n.flavor_name == "m1.large"])
+    error_message = "cluster.flavor from site.yaml"
+  }
+
+  assert {
+    condition     = openstack_networking_subnet_v2.cluster.cidr == "10.20.0.0/24"
+    error_message = "network.cidr from site.yaml"
+  }
+
+  assert {
+    condition = (
+      toset([for r in openstack_networking_secgroup_rule_v2.admin : r.remote_ip_prefix])
+      == toset(["198.51.100.7/32"])
+    )
+    error_message = "network.admin_cidrs from site.yaml"
+  }
+}
+"""
+
+
+def test_the_generated_tfvars_drive_terraform(tmp_path, offline):
+    """site.yaml -> terraform.tfvars.json -> a plan, through the real Terraform binary."""
+    import yaml
+
+    from infra import cluster
+    from infra.config import DEFAULT_SITE_FILE, parse_site
+
+    raw = yaml.safe_load(DEFAULT_SITE_FILE.read_text())
+    raw.update(project="CHI-1", key_pair="laptop")
+    raw["network"].update(cidr="10.20.0.0/24", admin_cidrs=["198.51.100.7/32"])
+    raw["cluster"].update(node_count=4, flavor="m1.large")
+    raw["state"]["bucket"] = "b"
+    work = copy_config(tmp_path / "terraform")
+    shutil.rmtree(work / "tests")
+    (work / "tests").mkdir()
+    (work / "tests" / "site.tftest.hcl").write_text(SITE_CHECK)
+    var_file, _ = cluster.write_inputs(parse_site(raw), work)
+    terraform(["init", "-backend=false", "-input=false", "-no-color"], work, offline)
+    result = terraform(["test", "-no-color", f"-var-file={var_file.name}"], work, offline, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed" in result.stdout
