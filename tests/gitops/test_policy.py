@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -85,6 +86,17 @@ def test_every_container_has_requests_and_limits(all_objects):
                     if key not in res.get(section, {}):
                         problems.append(f"{label(directory, obj, c)}: no {section}.{key}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_shell_script_in_a_container_parses(all_objects):
+    scripts = 0
+    for directory, obj in workloads(all_objects):
+        for c in containers(obj):
+            if c.get("command", [])[-1:] == ["-c"]:
+                proc = subprocess.run(["sh", "-n", "-c", c["args"][0]], capture_output=True, text=True)
+                assert proc.returncode == 0, f"{label(directory, obj, c)}: {proc.stderr}"
+                scripts += 1
+    assert scripts >= 3
 
 
 def test_every_image_is_pinned_to_a_version(all_objects):
