@@ -8,7 +8,8 @@
 # Both detector variants share one base: PyPI's Linux torch wheel carries its CUDA libraries and the
 # node's NVIDIA runtime supplies the driver, so the GPU variant needs no CUDA base image.
 
-# Multi-arch index digest of python:3.11.11-slim-bookworm; bump tag and digest together.
+# python:3.11.11-slim-bookworm by digest (check with `docker buildx imagetools inspect`); bump tag and
+# digest together.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:081075da77b2b55c23c088251026fb69a7b2bf92471e491ff5fd75c192fd38e5
 
 FROM ${PYTHON_IMAGE} AS python-base
