@@ -99,7 +99,8 @@ run "admin_ports_only_from_allowlist" {
       contains(var.admin_cidrs, r.remote_ip_prefix) || r.remote_ip_prefix == var.network_cidr
       if r.direction == "ingress" && anytrue([
         for port in [22, 6443] :
-        r.port_range_min == null || (r.port_range_min <= port && port <= r.port_range_max)
+        # No port range (null, or 0 once OpenStack fills it in) means every port.
+        r.port_range_min == null || r.port_range_min == 0 || (r.port_range_min <= port && port <= r.port_range_max)
       ])
     ])
     error_message = "ssh or the Kubernetes API is reachable from outside the allowlist"
