@@ -276,6 +276,20 @@ def test_canary_rolls_out_through_an_analysis_of_errors_and_latency(overlays):
     assert not by_kind(overlays["production"], "Rollout") and not by_kind(overlays["staging"], "Rollout")
 
 
+def test_every_aidetect_variable_is_a_setting(all_objects):
+    """A misspelt AIDETECT_* variable is silently ignored by pydantic-settings; catch it here."""
+    from aidetect.settings import Settings
+
+    known = {f"AIDETECT_{name.upper()}" for name in Settings.model_fields}
+    known.add("AIDETECT_AUTHOR_SALT")  # read directly by model/etl/store.py, not a Settings field
+    used = set()
+    for _, obj in all_objects:
+        text = yaml.safe_dump(obj)
+        used |= set(re.findall(r"\b(AIDETECT_[A-Z_]+)\b", text))
+    assert used, "no AIDETECT_* variable found"
+    assert used <= known, sorted(used - known)
+
+
 def test_production_application_reverts_drift(all_objects):
     appset = next(o for _, o in all_objects if o["kind"] == "ApplicationSet")
     policy = appset["spec"]["template"]["spec"]["syncPolicy"]["automated"]
