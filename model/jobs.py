@@ -46,9 +46,11 @@ def git_sha() -> str | None:
 
 def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef, dict]:
     """Train the CPU detector, log everything to MLflow, register a new model version."""
+    from model.manifest import read_manifest
     from model.packaging import log_bundle
     from model.train import fit, flat_params
 
+    read_manifest(settings.manifest, check_files=False)  # fail on a bad manifest before creating any store
     registry.configure(settings)
     exp_id = registry.ensure_experiment(settings)
     with mlflow.start_run(experiment_id=exp_id, run_name="train-cnn") as run:

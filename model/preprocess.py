@@ -68,7 +68,9 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     except Image.DecompressionBombError as e:
         raise ImageError(f"decompression bomb refused: {e}", 413) from None
     except UnidentifiedImageError:
-        raise ImageError("not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415) from None
+        raise ImageError(
+            "not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415
+        ) from None
     except Exception as e:  # Pillow raises many types for hostile headers
         raise ImageError(f"corrupt or truncated image: the header cannot be read ({type(e).__name__})", 422) from None
     if img.format not in cfg.formats:
