@@ -341,3 +341,34 @@ def test_overlay_directories_are_tiny():
     for env in ENVIRONMENTS:
         files = sorted(p.name for p in (DETECTOR_OVERLAYS / env).iterdir())
         assert files == ["environment.yaml", "kustomization.yaml", "model-version.yaml"], files
+
+
+def _promql_expressions(all_objects) -> list[tuple[str, str]]:
+    """(where, expression) for every PromQL in rules, analysis and dashboard, template variables filled."""
+    exprs = []
+    for _, obj in all_objects:
+        if obj["kind"] == "PrometheusRule":
+            exprs += [(r["alert"], r["expr"]) for g in obj["spec"]["groups"] for r in g["rules"]]
+        if obj["kind"] == "AnalysisTemplate":
+            exprs += [(m["name"], m["provider"]["prometheus"]["query"].replace("{{args.canary-hash}}", "abc123"))
+                      for m in obj["spec"]["metrics"]]
+    dashboard = json.loads((GITOPS / "infrastructure/monitoring/dashboards/detector.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$namespace", "aidetect-production").replace("$__rate_interval", "1m")
+            exprs.append((panel["title"], expr))
+    return exprs
+
+
+def test_every_promql_expression_parses(all_objects):
+    import promql_parser
+
+    exprs = _promql_expressions(all_objects)
+    assert len(exprs) >= 15
+    errors = []
+    for where, expr in exprs:
+        try:
+            promql_parser.parse(expr)
+        except ValueError as exc:
+            errors.append(f"{where}: {exc}")
+    assert not errors, "\n".join(errors)
