@@ -26,6 +26,7 @@ class GpuNodeArgs:
     reservation_id: pulumi.Input[str]  # Blazar reservation the node must land on
     flavor_id: pulumi.Input[str] = ""  # the reservation's flavor (flavor:instance leases)
     flavor_name: pulumi.Input[str] = ""  # the flavor of reserved hosts (physical:host leases)
+    project: str = ""  # Chameleon project, recorded in the node's metadata
 
 
 def _either(flavor_id: str, flavor_name: str) -> tuple[str | None, str | None]:
@@ -65,7 +66,7 @@ class GpuNode(pulumi.ComponentResource):
             scheduler_hints=[
                 openstack.compute.InstanceSchedulerHintArgs(additional_properties={"reservation": args.reservation_id})
             ],
-            metadata={"role": "gpu", "managed_by": "pulumi"},
+            metadata={"role": "gpu", "managed_by": "pulumi", "project": args.project},
             opts=child,
         )
 

@@ -23,6 +23,7 @@ class GpuStackSettings:
     network_id: str  # from Terraform's outputs
     subnet_id: str
     secgroup_id: str
+    project: str = ""  # Chameleon project, recorded on the node
     requested: bool = False  # `gpu up` sets it; `gpu down` destroys the stack
     lease_hours: float = 4
     lease_wait_minutes: float = 30
@@ -41,6 +42,7 @@ class GpuStackSettings:
             network_id=config.require("networkId"),
             subnet_id=config.require("subnetId"),
             secgroup_id=config.require("secgroupId"),
+            project=config.get("project") or "",
             requested=config.get_bool("requested") or False,
             lease_hours=config.get_float("leaseHours") or 4,
             lease_wait_minutes=config.get_float("leaseWaitMinutes") or 30,
@@ -75,6 +77,7 @@ def build(settings: GpuStackSettings) -> GpuNode | None:
         "gpu",
         GpuNodeArgs(
             name=f"{settings.name_prefix}-gpu",
+            project=settings.project,
             key_pair=settings.key_pair,
             image=settings.image,
             network_id=settings.network_id,

@@ -121,6 +121,7 @@ resource "openstack_compute_instance_v2" "node" {
   metadata = {
     role       = count.index == 0 ? "control" : "worker"
     managed_by = "terraform"
+    project    = var.project
   }
 
   network {

@@ -5,6 +5,11 @@ variable "cloud" {
   type        = string
 }
 
+variable "project" {
+  description = "Chameleon project (charge code) the credentials are scoped to; recorded on every node."
+  type        = string
+}
+
 variable "name_prefix" {
   description = "Prefix of every resource name, so several deployments can share one project."
   type        = string
