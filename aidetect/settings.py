@@ -71,3 +71,22 @@ class Settings(BaseSettings):
 def get_settings(**overrides) -> Settings:
     """Fresh settings from the environment; keyword overrides win (the CLI passes its flags here)."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def markdown_table() -> str:
+    """The configuration table of the README, made from the fields above so the two cannot drift."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        if f.default_factory is not None:
+            default = "`~/.aidetect`" if name == "home" else "(computed)"
+        elif f.default is None:
+            default = "(derived)"
+        else:
+            d = f.default
+            default = "`../shared/data/manifest.csv`" if name == "manifest" else f"`{d}`"
+        rows.append(f"| `AIDETECT_{name.upper()}` | {default} | {f.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m aidetect.settings  -> the README table
+    print(markdown_table())

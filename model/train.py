@@ -144,6 +144,8 @@ def train_network(
             step += 1
             if on_step:
                 on_step(step, total, losses[-1], lr)
+        recent = losses[-steps_per_epoch:]
+        log.info("epoch %d/%d: mean loss %.4f, lr %.2e", _epoch + 1, cfg.epochs, float(np.mean(recent)), lr)
     net.eval()
     return losses
 

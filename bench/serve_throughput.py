@@ -1,0 +1,157 @@
+"""Throughput of the detector: the raw batched model vs the LitServe server, measured in one run.
+
+    python bench/serve_throughput.py                      # quick model trained into a temp store
+    python bench/serve_throughput.py --home ~/.aidetect   # the production model of a store
+    python bench/serve_throughput.py --clients 8 --seconds 20
+
+raw    = DetectorBundle forward on already-decoded, normalised images, batch = max batch size
+server = `aidetect serve` as a real process; concurrent clients post JPEG bytes over loopback
+Writes bench/results/serve_throughput.json (and prints it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aidetect.settings import Settings  # noqa: E402
+from aidetect.testing import servers  # noqa: E402
+
+
+def ensure_model(settings: Settings) -> str:
+    from model import registry
+    from model.jobs import evaluate_and_promote, train_and_register
+    from model.train import load_config
+
+    registry.configure(settings)
+    if registry.alias_version(settings.model_name, settings.production_alias) is None:
+        # Throughput depends on the architecture, not on how well it was trained.
+        ref, _ = train_and_register(settings, load_config(per_group=8, epochs=1))
+        evaluate_and_promote(settings, ref.uri, per_group=4)
+    return settings.resolved_model_uri
+
+
+def bench_raw(bundle, images: list[bytes], batch: int, seconds: float) -> dict:
+    from model.preprocess import preprocess
+
+    x = torch.from_numpy(np.stack([preprocess(b, bundle.pre) for b in images]))
+    reps = x.repeat((batch // len(x)) + 1, 1, 1, 1)[:batch]
+    bundle.score_tensor(reps)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        bundle.score_tensor(reps)
+        n += batch
+    dt = time.perf_counter() - t0
+    return {"images": n, "seconds": dt, "images_per_s": n / dt, "batch": batch}
+
+
+async def _client_loop(client, url, payloads, stop_at, lat, errors):
+    i = 0
+    while time.perf_counter() < stop_at:
+        t = time.perf_counter()
+        r = await client.post(url, content=payloads[i % len(payloads)], headers={"content-type": "image/jpeg"})
+        if r.status_code == 200:
+            lat.append(time.perf_counter() - t)
+        else:
+            errors.append(r.status_code)
+        i += 1
+
+
+async def bench_server(base: str, images: list[bytes], clients: int, seconds: float) -> dict:
+    url = f"{base}/v1/detect"
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        for b in images[: min(4, len(images))]:  # warm-up
+            await client.post(url, content=b)
+        lat: list[float] = []
+        errors: list[int] = []
+        t0 = time.perf_counter()
+        stop_at = t0 + seconds
+        await asyncio.gather(*[_client_loop(client, url, images, stop_at, lat, errors) for _ in range(clients)])
+        dt = time.perf_counter() - t0
+    lat.sort()
+    return {
+        "clients": clients,
+        "images": len(lat),
+        "errors": len(errors),
+        "seconds": dt,
+        "images_per_s": len(lat) / dt,
+        "p50_ms": 1000 * statistics.median(lat) if lat else None,
+        "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else None,
+    }
+
+
+def sample_images(settings: Settings, n: int) -> list[bytes]:
+    from model.manifest import read_manifest, subsample
+
+    rows = subsample(read_manifest(settings.manifest, split="val"), max(1, n // 6))
+    return [r.path.read_bytes() for r in rows][:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", type=Path, help="aidetect home with a production model (default: a temp store)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    ap.add_argument("--seconds", type=float, default=15.0, help="measuring time per phase")
+    ap.add_argument("--max-batch-size", type=int, default=16, help="server dynamic batch size = raw batch size")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_throughput.json")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=args.home or Path(tmp), max_batch_size=args.max_batch_size)
+        uri = ensure_model(settings)
+        from model import registry
+
+        bundle, ref = registry.load_detector(uri)
+        images = sample_images(settings, 24)
+
+        port = servers.free_port()
+        env = {
+            "AIDETECT_HOME": str(settings.home),
+            "AIDETECT_PORT": str(port),
+            "AIDETECT_MAX_BATCH_SIZE": str(args.max_batch_size),
+            "AIDETECT_MODEL_URI": ref.uri,
+        }
+        proc = servers.start(servers.aidetect_cmd("serve"), env=env, log=Path(tmp) / "serve.log")
+        try:
+            servers.wait_http(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
+            # Raw first with the server idle, then the server: one run, same machine, same model.
+            raw = bench_raw(bundle, images, args.max_batch_size, args.seconds)
+            del bundle
+            server = asyncio.run(bench_server(f"http://127.0.0.1:{port}", images, args.clients, args.seconds))
+        finally:
+            servers.stop(proc)
+
+    result = {
+        "benchmark": "serve_throughput",
+        "model": ref.uri,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "torch_threads": torch.get_num_threads(),
+        "raw": raw,
+        "server": server,
+        "server_vs_raw": server["images_per_s"] / raw["images_per_s"],
+        "goal": "server >= 0.9 x raw",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
