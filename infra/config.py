@@ -151,6 +151,7 @@ def tfvars(site: Site) -> dict[str, Any]:
     """Terraform variables (infra/terraform/variables.tf) from the site file."""
     return {
         "cloud": site.cloud,
+        "region": site.site,
         "project": site.project,
         "name_prefix": site.name_prefix,
         "key_pair": site.key_pair,
@@ -202,6 +203,7 @@ def pulumi_config(site: Site, tf_outputs: dict[str, Any], requested: bool, hours
 
     return {
         "cloud": site.cloud,
+        "region": site.site,
         "project": site.project,
         "namePrefix": site.name_prefix,
         "keyPair": site.key_pair,

@@ -1,7 +1,7 @@
 """The few Blazar (OpenStack reservation service) calls a GPU lease needs, over keystoneauth.
 
 openstacksdk has no reservation module, so requests go to the `reservation` endpoint of the service
-catalog through a keystoneauth session built from clouds.yaml:
+catalog through a keystoneauth adapter built from clouds.yaml:
 
     session = session_for("chameleon")
     lease = create_lease(session, lease_request("aidetect-gpu", hours=4, node_type="gpu_a100"))
@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 BLAZAR_DATE = "%Y-%m-%d %H:%M"
-RESERVATION = {"service_type": "reservation", "interface": "public"}
 ACTIVE = "ACTIVE"
 FAILED = {"ERROR", "TERMINATED", "DELETED"}
 
@@ -79,11 +78,22 @@ def reserved_flavor(reservation: dict[str, Any], default_flavor: str) -> tuple[s
     return "", default_flavor
 
 
-def session_for(cloud: str):
-    """A keystoneauth session for a clouds.yaml entry (OS_CLIENT_CONFIG_FILE may point at the file)."""
-    import openstack.config  # imported here so the Pulumi program starts without it
+def session_for(cloud: str, region: str | None = None):
+    """A keystoneauth adapter on the reservation endpoint of a clouds.yaml entry's region.
 
-    return openstack.config.OpenStackConfig().get_one(cloud=cloud).get_session()
+    OS_CLIENT_CONFIG_FILE may point at the clouds.yaml; relative URLs ("/leases") are joined to the
+    catalog's reservation endpoint.
+    """
+    import openstack.config  # imported here so the Pulumi program starts without it
+    from keystoneauth1.adapter import Adapter
+
+    cloud_region = openstack.config.OpenStackConfig().get_one(cloud=cloud, region_name=region)
+    return Adapter(
+        cloud_region.get_session(),
+        service_type="reservation",
+        interface="public",
+        region_name=cloud_region.region_name or None,
+    )
 
 
 def _check(response, what: str) -> dict[str, Any]:
@@ -93,12 +103,12 @@ def _check(response, what: str) -> dict[str, Any]:
 
 
 def create_lease(session, body: dict[str, Any]) -> dict[str, Any]:
-    response = session.post("/leases", json=body, endpoint_filter=RESERVATION, raise_exc=False)
+    response = session.post("/leases", json=body, raise_exc=False)
     return _check(response, f"creating lease {body.get('name')}")["lease"]
 
 
 def get_lease(session, lease_id: str) -> dict[str, Any] | None:
-    response = session.get(f"/leases/{lease_id}", endpoint_filter=RESERVATION, raise_exc=False)
+    response = session.get(f"/leases/{lease_id}", raise_exc=False)
     if response.status_code == 404:
         return None
     return _check(response, f"reading lease {lease_id}")["lease"]
@@ -106,7 +116,7 @@ def get_lease(session, lease_id: str) -> dict[str, Any] | None:
 
 def delete_lease(session, lease_id: str) -> bool:
     """Deletes the lease; False when it was already gone (deleting twice is not an error)."""
-    response = session.delete(f"/leases/{lease_id}", endpoint_filter=RESERVATION, raise_exc=False)
+    response = session.delete(f"/leases/{lease_id}", raise_exc=False)
     if response.status_code == 404:
         return False
     _check(response, f"deleting lease {lease_id}")

@@ -19,7 +19,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 from infra.pulumi import blazar
 
 # Inputs whose change means a different lease; anything else (the wait) changes nothing in the cloud.
-REPLACE_ON = ("cloud", "name", "hours", "node_type", "resource_type", "flavor")
+REPLACE_ON = ("cloud", "region", "name", "hours", "node_type", "resource_type", "flavor")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class LeaseArgs:
     cloud: str  # clouds.yaml entry; credentials stay out of the Pulumi state
     name: str
     hours: float
+    region: str = ""  # OpenStack region (the Chameleon site); empty: clouds.yaml's
     node_type: str = "gpu_a100"
     resource_type: str = "physical:host"
     flavor: str = "baremetal"
@@ -36,7 +37,7 @@ class LeaseArgs:
 
 class LeaseProvider(ResourceProvider):
     def _session(self, props: dict[str, Any]):
-        return blazar.session_for(props["cloud"])
+        return blazar.session_for(props["cloud"], props.get("region") or None)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         session = self._session(props)

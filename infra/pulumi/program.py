@@ -23,6 +23,7 @@ class GpuStackSettings:
     network_id: str  # from Terraform's outputs
     subnet_id: str
     secgroup_id: str
+    region: str = ""  # Chameleon site = OpenStack region; empty: clouds.yaml's
     project: str = ""  # Chameleon project, recorded on the node
     requested: bool = False  # `gpu up` sets it; `gpu down` destroys the stack
     lease_hours: float = 4
@@ -42,6 +43,7 @@ class GpuStackSettings:
             network_id=config.require("networkId"),
             subnet_id=config.require("subnetId"),
             secgroup_id=config.require("secgroupId"),
+            region=config.get("region") or "",
             project=config.get("project") or "",
             requested=config.get_bool("requested") or False,
             lease_hours=config.get_float("leaseHours") or 4,
@@ -60,11 +62,12 @@ def build(settings: GpuStackSettings) -> GpuNode | None:
         return None
 
     # Credentials come from the same clouds.yaml entry as Terraform's, named in site.yaml.
-    cloud = openstack.Provider("chameleon", cloud=settings.cloud)
+    cloud = openstack.Provider("chameleon", cloud=settings.cloud, region=settings.region or None)
     lease = BlazarLease(
         "gpu-lease",
         LeaseArgs(
             cloud=settings.cloud,
+            region=settings.region,
             name=f"{settings.name_prefix}-gpu",
             hours=settings.lease_hours,
             node_type=settings.node_type,

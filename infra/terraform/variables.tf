@@ -5,6 +5,11 @@ variable "cloud" {
   type        = string
 }
 
+variable "region" {
+  description = "Chameleon site, which is the OpenStack region name (e.g. KVM@TACC)."
+  type        = string
+}
+
 variable "project" {
   description = "Chameleon project (charge code) the credentials are scoped to; recorded on every node."
   type        = string

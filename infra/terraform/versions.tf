@@ -23,5 +23,6 @@ terraform {
 
 # Credentials come from the clouds.yaml entry named by var.cloud (see infra/clouds.yaml.example).
 provider "openstack" {
-  cloud = var.cloud
+  cloud  = var.cloud
+  region = var.region
 }

@@ -106,6 +106,14 @@ class FakeOpenStack:
                         "region_id": REGION,
                         "url": f"{fake.url}/reservation/v1",
                     }
+                    # Listed first, so only region selection reaches the right endpoint.
+                    elsewhere = {
+                        **endpoint,
+                        "id": "e0",
+                        "region": "ELSEWHERE",
+                        "region_id": "ELSEWHERE",
+                        "url": "http://127.0.0.1:9/reservation/v1",
+                    }
                     token = {
                         "token": {
                             "methods": methods,
@@ -121,7 +129,14 @@ class FakeOpenStack:
                                 "name": "CHI-TEST",
                                 "domain": {"id": "default", "name": "Default"},
                             },
-                            "catalog": [{"id": "s1", "type": "reservation", "name": "blazar", "endpoints": [endpoint]}],
+                            "catalog": [
+                                {
+                                    "id": "s1",
+                                    "type": "reservation",
+                                    "name": "blazar",
+                                    "endpoints": [elsewhere, endpoint],
+                                }
+                            ],
                         }
                     }
                     return self._send(201, token, {"X-Subject-Token": TOKEN})

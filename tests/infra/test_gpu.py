@@ -128,6 +128,7 @@ def test_the_config_the_driver_writes_is_the_config_the_program_reads():
         cloud="chameleon",
         name_prefix="aidetect",
         key_pair="laptop",
+        region="KVM@TACC",
         project="CHI-123456",
         network_id="net-1",
         subnet_id="sub-1",

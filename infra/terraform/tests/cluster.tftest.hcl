@@ -23,6 +23,7 @@ mock_provider "openstack" {
 
 variables {
   cloud       = "chameleon"
+  region      = "KVM@TACC"
   project     = "CHI-000000"
   key_pair    = "aidetect"
   admin_cidrs = ["198.51.100.7/32", "203.0.113.0/24"]
