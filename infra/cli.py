@@ -12,6 +12,7 @@ Errors a user can fix (missing binary, credentials, placeholders) are one line o
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +50,9 @@ def _guard(fn, *args, **kwargs):
     except (SiteError, InfraError, InventoryError) as exc:
         raise _fail(str(exc)) from None
     except Exception as exc:
-        # Engine failures (a Pulumi CommandError carries pages of output): one line, the detail above.
+        # Engine failures (a Pulumi CommandError carries pages of output): one line, the detail above;
+        # `aidetect -v` also logs the traceback.
+        logging.getLogger(__name__).debug("infra command failed", exc_info=True)
         raise _fail(f"{type(exc).__name__}: {_summary(exc)}") from None
 
 

@@ -91,7 +91,7 @@ def build(settings: GpuStackSettings) -> GpuNode | None:
             flavor_id=lease.flavor_id,
             flavor_name=lease.flavor_name,
         ),
-        # Deleting the lease frees the host, so the node must go first and come after.
+        # Created after the lease and destroyed before it: a lease's end takes its host away.
         opts=pulumi.ResourceOptions(depends_on=[lease], providers={"openstack": cloud}),
     )
     pulumi.export("gpu_node_name", node.instance_name)
