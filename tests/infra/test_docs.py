@@ -13,7 +13,7 @@ from infra import cli
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "deploy-chameleon.md"
-GENERATED = {"infra/terraform/terraform.tfvars.json"}
+GENERATED = {"infra/terraform/terraform.tfvars.json", "infra/terraform/.terraform.lock.hcl"}
 
 
 def code_lines() -> list[str]:
