@@ -27,8 +27,6 @@ TEST_VARS = {
     "common_install_packages": False,
     "common_manage_services": False,
     "common_apply_kernel_settings": False,
-    # The ruleset's check (nft -c) needs nf_tables in the kernel; CI kernels may lack it.
-    "common_manage_firewall": False,
     "k3s_server_install": False,
     "k3s_server_manage_services": False,
     "k3s_agent_install": False,
@@ -161,6 +159,10 @@ def test_kernel_and_time_settings_are_written_not_applied_here(converged):
     assert modules.split()[-2:] == ["overlay", "br_netfilter"]
     assert "pool 0.debian.pool.ntp.org iburst" in host.file("/etc/chrony/chrony.conf").read_text()
     assert os.readlink(host.file("/etc/localtime")) == "/usr/share/zoneinfo/Etc/UTC"
+    # Written and checked by `nft -c` in the host's own network namespace, never loaded.
+    ruleset = host.file("/etc/nftables.conf").read_text()
+    assert "policy drop;" in ruleset and "tcp dport { 22 } accept" in ruleset
+    assert "ip saddr @cluster_v4 tcp dport { 6443, 10250 } accept" in ruleset
     # The machine running the tests is untouched.
     assert not Path("/etc/sysctl.d/60-aidetect.conf").exists()
     assert not Path("/etc/rancher").exists()
