@@ -72,6 +72,36 @@ def phash_hex(img) -> str:
     return str(imagehash.phash(img))
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What the bytes alone tell: computed in worker threads, off the database transaction."""
+
+    sha: str
+    error: ImageError | None = None  # why the bytes are not an acceptable image
+    phash: str | None = None
+    width: int = 0
+    height: int = 0
+    provenance: dict | None = None
+
+
+def analyse(data: bytes, policy: Policy) -> Analysis:
+    sha = sha256_hex(data)
+    try:
+        img = decode_image(data, policy.decode)
+    except ImageError as e:
+        return Analysis(sha, error=e)
+    return Analysis(sha, None, phash_hex(img), img.width, img.height, extract_provenance(data))
+
+
+def _safe_analyse(data: bytes | None, policy: Policy) -> Analysis | None:
+    if data is None:
+        return None
+    try:
+        return analyse(data, policy)
+    except Exception:  # re-done inside the item's savepoint, where a failure is recorded against the item
+        return None
+
+
 class Ingestor:
     """Decides what happens to one item's bytes and records it in the caller's transaction."""
 
@@ -89,6 +119,7 @@ class Ingestor:
         error: str | None = None,
         query: str | None = None,
         quarantine: bool = False,
+        analysis: Analysis | None = None,
     ) -> str:
         """Record `item` and return its status; `error` without data is a failed fetch."""
         key = (item.source, item.post_id, item.media_key)
@@ -116,38 +147,39 @@ class Ingestor:
         row.fetched_at = utcnow()
         if data is None:
             row.attempts = (row.attempts or 0) + 1
-            if quarantine or row.attempts >= MAX_DOWNLOAD_ATTEMPTS:
-                row.status, row.reason = "quarantined", f"fetch failed: {error}"
+            if quarantine:
+                row.status, row.reason = "quarantined", error
+            elif row.attempts >= MAX_DOWNLOAD_ATTEMPTS:
+                row.status, row.reason = "quarantined", f"fetch failed {row.attempts} times: {error}"
             else:
                 row.status, row.reason = "failed", error
             return row.status
         row.reason = None
-        sha = sha256_hex(data)
+        a = analysis or analyse(data, self.policy)
+        sha = a.sha
         row.content_sha256 = sha
         existing = s.get(Image, sha)
         if existing is not None:
             row.status, row.image_sha256 = "duplicate", sha
             self._label(s, existing, item, None)
             return row.status
-        try:
-            img = decode_image(data, self.policy.decode)
-        except ImageError as e:
-            row.status, row.reason = "quarantined", f"{e.message} (HTTP {e.status})"
+        if a.error is not None:
+            row.status, row.reason = "quarantined", f"{a.error.message} (HTTP {a.error.status})"
             return row.status
-        ph = phash_hex(img)
+        ph = a.phash
         near = self.index.nearest(ph, self.policy.near_distance) if self.policy.drop_near_duplicates else None
         if near is not None:
             row.status, row.image_sha256 = "near_duplicate", near[0]
             row.reason = f"perceptual hash within {near[1]} bits of {near[0][:16]}"
             return row.status
         key = self.store.objects.put(sha, data)
-        prov = extract_provenance(data)
+        prov = a.provenance
         image = Image(
             sha256=sha,
             object_key=key,
             size_bytes=len(data),
-            width=img.width,
-            height=img.height,
+            width=a.width,
+            height=a.height,
             format=_sniff_format(data),
             phash=ph,
             source=item.source,
@@ -193,17 +225,20 @@ def _sniff_format(data: bytes) -> str | None:
 def process_batch(
     store: Store,
     ingestor: Ingestor,
-    items: Iterable[tuple[Item, bytes | None, str | None, bool]],
+    items: Iterable[tuple],
     counts: Counter,
     query: str | None = None,
     after: Callable[[Session], None] | None = None,
 ) -> None:
-    """One transaction for a batch; a bad item is recorded as failed, never takes its batch down."""
+    """One transaction for a batch of (item, data, error, quarantine[, analysis]); a bad item is recorded
+    as quarantined, never takes its batch down."""
     with store.session("storing a batch") as s:
-        for item, data, error, quarantine in items:
+        for item, data, error, quarantine, *rest in items:
             try:
                 with s.begin_nested():
-                    status = ingestor.process(s, item, data, error, query=query, quarantine=quarantine)
+                    status = ingestor.process(
+                        s, item, data, error, query=query, quarantine=quarantine, analysis=rest[0] if rest else None
+                    )
             except StoreError:
                 raise
             except Exception as e:  # one item's bad metadata (or a bug) must not lose the batch
@@ -223,14 +258,17 @@ def process_batch(
             after(s)
 
 
-def _download_all(conn: Connector, items: list[Item], workers: int) -> list[tuple[bytes | None, str | None, bool]]:
+def _download_all(conn: Connector, items: list[Item], workers: int, policy: Policy = Policy()) -> list[tuple]:
+    """(item, data, error, quarantine, analysis) per item; downloads and image checks run in parallel."""
+
     def one(item: Item):
         try:
-            return conn.download(item), None, False
+            data = conn.download(item)
         except MediaTooLarge as e:
-            return None, str(e), True
+            return item, None, str(e), True, None
         except ConnectorError as e:
-            return None, str(e), False
+            return item, None, str(e), False, None
+        return item, data, None, False, _safe_analyse(data, policy)
 
     if workers <= 1 or len(items) <= 1:
         return [one(i) for i in items]
@@ -258,14 +296,7 @@ def retry_failed(
         ]
     if not items:
         return
-    results = _download_all(conn, items, workers)
-    process_batch(
-        store,
-        ingestor,
-        [(i, d, e, q) for i, (d, e, q) in zip(items, results, strict=True)],
-        counts,
-        query=query,
-    )
+    process_batch(store, ingestor, _download_all(conn, items, workers, ingestor.policy), counts, query=query)
 
 
 def ingest_source(
@@ -285,8 +316,7 @@ def ingest_source(
         state = store.get_cursor(conn.name, query)
         seen = 0
         for page in conn.pages(query, state):
-            results = _download_all(conn, page.items, workers)
-            batch = [(i, d, e, q) for i, (d, e, q) in zip(page.items, results, strict=True)]
+            batch = _download_all(conn, page.items, workers, policy)
             process_batch(
                 store,
                 ingestor,

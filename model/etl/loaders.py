@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from model.etl.ingest import Ingestor, Policy, Report, process_batch
+from model.etl.ingest import Ingestor, Policy, Report, _safe_analyse, process_batch
 from model.etl.items import Item
 from model.etl.store import Store
 from model.manifest import read_manifest
@@ -156,6 +157,7 @@ def import_items(
     policy: Policy = DATASET_POLICY,
     batch: int = 256,
     max_bytes: int | None = None,
+    workers: int = 2,
 ) -> Report:
     """Store every item (idempotent); unreadable files become quarantine records, not crashes."""
     import time
@@ -171,7 +173,10 @@ def import_items(
     pending: list = []
 
     def flush() -> None:
-        process_batch(store, ingestor, pending, report.counts)
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # decode and hash in parallel, store in order
+            analyses = list(pool.map(lambda e: _safe_analyse(e[1], policy), pending))
+        batch = [(*entry, a) for entry, a in zip(pending, analyses, strict=True)]
+        process_batch(store, ingestor, batch, report.counts)
         report.pages += 1
         pending.clear()
 

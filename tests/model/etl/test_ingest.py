@@ -292,17 +292,17 @@ def test_an_item_that_breaks_processing_is_quarantined_not_the_batch(fake, store
     import model.etl.ingest as ingest_mod
 
     real = ingest_mod.extract_provenance
-    calls = {"n": 0}
+    poison = fake.media[3]
 
-    def explode_once(data):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def explode_on_one(data):
+        if data == poison:
             raise RuntimeError("boom")
         return real(data)
 
-    monkeypatch.setattr(ingest_mod, "extract_provenance", explode_once)
+    monkeypatch.setattr(ingest_mod, "extract_provenance", explode_on_one)
     report = ingest_source(_conn("mastodon", fake), "aiart", store)
     assert report.error is None and report.counts["quarantined"] == 1
     bad = [r for r in _sightings(store) if r.status == "quarantined"]
     assert len(bad) == 1 and "internal error: RuntimeError: boom" in bad[0].reason
+    assert bad[0].media_url.endswith("/media/3")
     assert report.counts["stored"] == len(set(fake.media)) - 1 - report.counts.get("near_duplicate", 0)
