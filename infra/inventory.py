@@ -91,6 +91,9 @@ def cluster_vars(control_ip: str, public_ip: str, tf_outputs: dict[str, Any]) ->
     k3s must bind and join on the private addresses; the floating IP is only a name on the API cert.
     """
     subnet = _value(tf_outputs, "network_cidr", "terraform")
+    # The host firewall admits its "cluster" set to 6443, kubelet and VXLAN; the security group in front
+    # already limits the admins to 22 and 6443, so adding them here opens the API to them and no more.
+    admins = list(_value(tf_outputs, "admin_cidrs", "terraform")) if "admin_cidrs" in tf_outputs else []
     return {
         "api_endpoint": control_ip,  # k3s-ansible's name for the address agents join
         "public_endpoint": public_ip,
@@ -99,7 +102,7 @@ def cluster_vars(control_ip: str, public_ip: str, tf_outputs: dict[str, Any]) ->
         "k3s_agent_server_url": f"https://{control_ip}:6443",
         "k3s_server_tls_san": [public_ip],
         # k3s' default pod and service networks plus the subnet; the endpoint is served on 80/443.
-        "common_firewall_cluster_cidrs": [subnet, "10.42.0.0/16", "10.43.0.0/16"],
+        "common_firewall_cluster_cidrs": [subnet, "10.42.0.0/16", "10.43.0.0/16", *admins],
         "common_firewall_allowed_tcp_ports": [22, 80, 443],
     }
 

@@ -39,3 +39,8 @@ output "network_cidr" {
   description = "CIDR of the cluster subnet; the host firewalls trust it for k3s traffic."
   value       = openstack_networking_subnet_v2.cluster.cidr
 }
+
+output "admin_cidrs" {
+  description = "The ssh / Kubernetes API allowlist; the host firewalls admit it to the API as well."
+  value       = var.admin_cidrs
+}

@@ -18,6 +18,7 @@ TF = {  # the shape of `terraform output -json`
     "node_private_ips": {"value": ["192.168.50.10", "192.168.50.11", "192.168.50.12"]},
     "ssh_user": {"value": "cc"},
     "network_cidr": {"value": "192.168.50.0/24"},
+    "admin_cidrs": {"value": ["198.51.100.7/32"]},
 }
 GPU = {
     "gpu_node_name": "aidetect-gpu",
@@ -71,7 +72,14 @@ def test_k3s_binds_and_joins_on_private_addresses_and_certifies_the_public_one()
     assert cluster_vars["k3s_agent_server_url"] == "https://192.168.50.10:6443"
     assert cluster_vars["k3s_server_node_ip"] == cluster_vars["k3s_agent_node_ip"] == "{{ private_ip }}"
     assert cluster_vars["k3s_server_tls_san"] == ["129.114.0.10"]
-    assert "192.168.50.0/24" in cluster_vars["common_firewall_cluster_cidrs"]
+    # The subnet and k3s' networks reach k3s' ports; the admins reach the API (the security group
+    # in front lets them reach nothing else).
+    assert cluster_vars["common_firewall_cluster_cidrs"] == [
+        "192.168.50.0/24",
+        "10.42.0.0/16",
+        "10.43.0.0/16",
+        "198.51.100.7/32",
+    ]
     assert {80, 443} <= set(cluster_vars["common_firewall_allowed_tcp_ports"])
 
 
