@@ -160,7 +160,8 @@ def _with_driver(url: str) -> str:
 def alembic_config(engine_or_url):
     from alembic.config import Config
 
-    cfg = Config(str(ALEMBIC_INI))
+    # A wheel ships the migrations (packages) but not alembic.ini; everything it sets is set here too.
+    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if isinstance(engine_or_url, str):
         cfg.set_main_option("sqlalchemy.url", engine_or_url.replace("%", "%%"))
