@@ -23,12 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from model.etl.connectors.base import Connector, ConnectorError, MediaTooLarge
 from model.etl.db import Image, Sighting, utcnow
 from model.etl.items import Item
-from model.etl.objects import sha256_hex
+from model.etl.objects import ObjectStoreError, sha256_hex
 from model.etl.store import PhashIndex, Store, StoreError, hash_author
 from model.preprocess import ImageError, PreprocessConfig, decode_image
 from model.provenance import extract_provenance, weak_label
@@ -239,8 +240,8 @@ def process_batch(
                     status = ingestor.process(
                         s, item, data, error, query=query, quarantine=quarantine, analysis=rest[0] if rest else None
                     )
-            except StoreError:
-                raise
+            except (StoreError, ObjectStoreError, OperationalError, InterfaceError):
+                raise  # the store itself is failing: abort the batch (nothing committed), never blame the item
             except Exception as e:  # one item's bad metadata (or a bug) must not lose the batch
                 log.exception("item %s/%s failed", item.source, item.post_id)
                 ingestor.handled.discard((item.source, item.post_id, item.media_key))
@@ -337,7 +338,7 @@ def ingest_source(
             )
             if limit is not None and seen >= limit:
                 break
-    except (ConnectorError, StoreError) as e:
+    except (ConnectorError, StoreError, ObjectStoreError) as e:
         report.error = str(e)
     finally:
         report.seconds = time.perf_counter() - t0

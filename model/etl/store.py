@@ -254,3 +254,25 @@ class PhashIndex:
             self._buf = np.concatenate([self._buf, np.zeros(n, dtype=np.uint64)])
         self._buf[n] = np.uint64(int(phash, 16))
         self.shas.append(sha)
+
+
+_DEFAULT_STORE: Store | None = None
+
+
+def default_store() -> Store:
+    """The store the settings describe, opened (and migrated) once per process."""
+    global _DEFAULT_STORE
+    if _DEFAULT_STORE is None:
+        _DEFAULT_STORE = Store.open()
+    return _DEFAULT_STORE
+
+
+def record_label(
+    sha256: str, label: str, moderator: str | None = None, note: str | None = None, store: Store | None = None
+) -> dict:
+    """For the service: a moderator's verdict on a stored image; it enters the next snapshot.
+
+    Returns {"sha256", "label", "label_origin"}; StoreError (one line, user-facing) when the label
+    is invalid, the image unknown or the database unreachable.
+    """
+    return (store or default_store()).record_label(sha256, label, moderator=moderator, note=note)

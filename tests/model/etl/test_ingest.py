@@ -306,3 +306,15 @@ def test_an_item_that_breaks_processing_is_quarantined_not_the_batch(fake, store
     assert len(bad) == 1 and "internal error: RuntimeError: boom" in bad[0].reason
     assert bad[0].media_url.endswith("/media/3")
     assert report.counts["stored"] == len(set(fake.media)) - 1 - report.counts.get("near_duplicate", 0)
+
+
+def test_object_store_down_aborts_the_batch_without_blaming_items(fake, tmp_path, s3_client):
+    store = Store.open(f"sqlite:///{tmp_path / 's3.db'}", "s3://not-created-yet/img")
+    report = ingest_source(_conn("mastodon", fake), "aiart", store)
+    assert report.error and "not-created-yet" in report.error
+    assert _count(store, Sighting) == 0 and store.get_cursor("mastodon", "aiart") == {}  # nothing half-done
+    s3_client.create_bucket(Bucket="not-created-yet")
+    again = ingest_source(_conn("mastodon", fake), "aiart", store)
+    assert again.error is None and again.counts.get("quarantined", 0) == 0
+    assert _count(store, ImageRow) == again.counts["stored"] > 0
+    store.close()

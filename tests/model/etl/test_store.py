@@ -111,3 +111,19 @@ def test_defaults_live_under_home(tmp_path, monkeypatch):
     assert stats["database"] == f"sqlite:///{tmp_path / 'home' / 'etl.db'}"
     assert stats["objects"] == str(tmp_path / "home" / "objects")
     store.close()
+
+
+def test_module_level_record_label_uses_the_default_store(tmp_path, monkeypatch, make_jpeg):
+    import model.etl.store as store_mod
+
+    monkeypatch.setenv("AIDETECT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AIDETECT_STORE_URL", raising=False)
+    monkeypatch.delenv("AIDETECT_OBJECT_STORE", raising=False)
+    monkeypatch.setattr(store_mod, "_DEFAULT_STORE", None)
+    sha = _add(store_mod.default_store(), make_jpeg((9, 9, 9)))
+    assert store_mod.record_label(sha, "ai", moderator="dana") == {
+        "sha256": sha,
+        "label": "ai",
+        "label_origin": "moderator",
+    }
+    store_mod.default_store().close()
