@@ -82,13 +82,9 @@ def _dedupe(items) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def make_bank(
-    version: str, source: str, instructions, explanations, suffix: str = ANSWER_SUFFIX
-) -> PromptBank:
+def make_bank(version: str, source: str, instructions, explanations, suffix: str = ANSWER_SUFFIX) -> PromptBank:
     """Validate and dedupe raw prompt lists into a bank; the default question always comes first."""
-    ins = _dedupe(
-        [f"Is this image AI-generated? {suffix}"] + [normalise_instruction(t, suffix) for t in instructions]
-    )
+    ins = _dedupe([f"Is this image AI-generated? {suffix}"] + [normalise_instruction(t, suffix) for t in instructions])
     exp = _dedupe(normalise_explanation(t) for t in explanations)
     if not exp:
         raise PromptBankError("no usable explanation prompt (each needs exactly one {verdict})")

@@ -34,13 +34,9 @@ def generate(
     model: Annotated[str, typer.Option(help="OpenAI chat model")] = "gpt-4o",
     n: Annotated[int, typer.Option(min=1, max=200, help="instruction prompts to ask for")] = 24,
     n_explanations: Annotated[int, typer.Option(min=1, max=50, help="explanation prompts to ask for")] = 8,
-    base_url: Annotated[
-        str | None, typer.Option(envvar="OPENAI_BASE_URL", help="chat-completions endpoint")
-    ] = None,
+    base_url: Annotated[str | None, typer.Option(envvar="OPENAI_BASE_URL", help="chat-completions endpoint")] = None,
     seed: Annotated[int, typer.Option(help="sampling seed passed to the API")] = 0,
-    builtin: Annotated[
-        bool, typer.Option("--builtin", help="write the deterministic built-in bank instead")
-    ] = False,
+    builtin: Annotated[bool, typer.Option("--builtin", help="write the deterministic built-in bank instead")] = False,
 ) -> None:
     """Ask the model for varied prompts (key from OPENAI_API_KEY) and cache them as versioned JSON.
 

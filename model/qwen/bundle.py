@@ -25,21 +25,34 @@ from .config import QwenConfig
 CONFIG, CALIBRATOR, BANK, METRICS = "qwen_config.json", "calibrator.json", "prompt_bank.json", "metrics.json"
 
 
-def save_bundle(
-    out_dir, model, tok, cfg: QwenConfig, calibrator: dict | None, bank: PromptBank, metrics: dict
-) -> Path:
+def save_bundle(out_dir, model, tok, cfg: QwenConfig, calibrator: dict | None, bank: PromptBank, metrics: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     core = model.module if hasattr(model, "module") else model
     core.save_pretrained(out / "adapter")
     tok.save_pretrained(out / "tokenizer")
     if cfg.bundle_base:
-        core.get_base_model().save_pretrained(out / "base")
+        base = core.get_base_model()
+        base.save_pretrained(out / "base", state_dict=base_state_dict(base.state_dict()))
     (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=1))
     (out / CALIBRATOR).write_text(json.dumps(calibrator, indent=1))
     (out / METRICS).write_text(json.dumps(metrics, indent=1))
     save_bank(bank, out / BANK)
     return out
+
+
+def base_state_dict(wrapped: dict) -> dict:
+    """The frozen base's own tensors from a peft-injected model: adapter tensors dropped, names restored.
+
+    peft renames a wrapped layer's weight to `<layer>.base_layer.weight` and keeps the original of a
+    `modules_to_save` module under `<module>.original_module.`; the base checkpoint needs neither.
+    """
+    clean = {}
+    for k, v in wrapped.items():
+        if "lora_" in k or ".modules_to_save." in k:
+            continue
+        clean[k.replace(".base_layer.", ".").replace(".original_module.", ".")] = v
+    return clean
 
 
 def read_bundle(path) -> tuple[QwenConfig, dict | None, PromptBank]:
@@ -63,6 +76,10 @@ def load_bundle_model(path, device: str = "cpu"):
         cfg = cfg.override(load_in_4bit=False, dtype="float32")
     elif device == "cpu" and cfg.dtype != "float32":
         cfg = cfg.override(dtype="float32")  # bf16 matmuls on CPU are slow and less exact
+    if cfg.torch_threads > 0 and device == "cpu":
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     base = p / "base" if (p / "base").is_dir() else None
     model = build_model(cfg, base_path=base, adapter_path=p / "adapter", trainable=False)
     if not cfg.load_in_4bit:

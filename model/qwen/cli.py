@@ -47,16 +47,10 @@ def train(
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="optimizer steps (overrides the recipe)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="global batch size")] = None,
-    manifest: str | None = typer.Option(
-        None, help="manifest CSV or snapshot folder (default: AIDETECT_MANIFEST)"
-    ),
-    base_model: str | None = typer.Option(
-        None, help="hub id or local path of a Qwen2-VL checkpoint, or 'tiny'"
-    ),
+    manifest: str | None = typer.Option(None, help="manifest CSV or snapshot folder (default: AIDETECT_MANIFEST)"),
+    base_model: str | None = typer.Option(None, help="hub id or local path of a Qwen2-VL checkpoint, or 'tiny'"),
     out: Annotated[Path | None, typer.Option(help="bundle folder to keep (default: a temporary one)")] = None,
-    register: Annotated[
-        bool, typer.Option(help="log the run and register the model version in MLflow")
-    ] = True,
+    register: Annotated[bool, typer.Option(help="log the run and register the model version in MLflow")] = True,
 ) -> None:
     """Instruction-tune the adapters, calibrate on the val split, log and register in MLflow.
 
@@ -118,9 +112,7 @@ def _images(paths: list[Path]):
 @app.command()
 def score(
     images: Annotated[list[Path], typer.Argument(help="image files")],
-    model_uri: Annotated[
-        str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")
-    ] = None,
+    model_uri: Annotated[str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")] = None,
     bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
 ) -> None:
     """Calibrated P(AI) and verdict per image (one forward pass, no generation); JSON lines."""
@@ -135,9 +127,7 @@ def score(
 @app.command()
 def explain(
     images: Annotated[list[Path], typer.Argument(help="image files")],
-    model_uri: Annotated[
-        str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")
-    ] = None,
+    model_uri: Annotated[str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")] = None,
     bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
 ) -> None:
     """Score and explain each image (generation); JSON lines."""
@@ -156,9 +146,7 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind (the fast detector has 8000)")] = 8001,
     max_batch_size: Annotated[int, typer.Option(help="dynamic batching: most images per forward pass")] = 8,
-    batch_timeout: Annotated[
-        float, typer.Option(help="dynamic batching: seconds to wait to fill a batch")
-    ] = 0.02,
+    batch_timeout: Annotated[float, typer.Option(help="dynamic batching: seconds to wait to fill a batch")] = 0.02,
     timeout: Annotated[float, typer.Option(help="seconds before a request is answered 504")] = 60.0,
 ) -> None:
     """The Qwen detector as its own LitServe server: POST /predict {"image": base64, "explain": bool}."""

@@ -30,6 +30,7 @@ class QwenConfig:
     tiny_seed: int = 0  # seed of the random weights when base_model is "tiny"
     dtype: str = "bfloat16"  # compute dtype of the frozen base: float32 | bfloat16 | float16
     attn_implementation: str = "sdpa"  # "sdpa" | "eager" | "flash_attention_2"
+    torch_threads: int = 0  # CPU intra-op threads; 0 = torch default. Tiny models run faster on 1
 
     # --- LoRA / QLoRA (all applied in modeling.build_model) ---
     lora_r: int = 16  # adapter rank

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.manifest import Sample, read_manifest, subsample
+from model.manifest import ManifestError, Sample, read_manifest, subsample
 from model.preprocess import PreprocessConfig, decode_image
 
 from .config import QwenConfig
@@ -30,7 +30,11 @@ def manifest_path(cfg: QwenConfig) -> Path:
 
 
 def load_split(cfg: QwenConfig, split: str, limit: int | None) -> list[Sample]:
-    samples = read_manifest(manifest_path(cfg), split=split, sources=cfg.train_sources)
+    path = manifest_path(cfg)
+    samples = read_manifest(path, split=split, sources=cfg.train_sources)
+    if not samples:
+        wanted = f" from sources {list(cfg.train_sources)}" if cfg.train_sources else ""
+        raise ManifestError(f"{path}: no {split!r} samples{wanted}")
     if limit is not None and limit < len(samples):
         # balanced and reproducible: the same per-(source, label) share every time
         groups = max(1, len({(s.source, s.label) for s in samples}))
@@ -66,6 +70,8 @@ class ImageCache:
 
 def global_batches(n: int, batch: int, seed: int) -> Iterator[np.ndarray]:
     """Endless stream of global batches of sample indices, reshuffled each epoch."""
+    if n < 1:
+        raise ValueError("no training samples")
     epoch = 0
     buf = np.empty(0, dtype=np.int64)
     while True:

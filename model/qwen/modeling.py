@@ -66,9 +66,7 @@ def answer_ids(tok, cfg: QwenConfig) -> list[int]:
     for word in cfg.answers:
         toks = tok.encode(word, add_special_tokens=False)
         if len(toks) != 1:
-            raise ValueError(
-                f"answer {word!r} is {len(toks)} tokens for this tokenizer; pick a one-token word"
-            )
+            raise ValueError(f"answer {word!r} is {len(toks)} tokens for this tokenizer; pick a one-token word")
         ids.append(toks[0])
     return ids
 
@@ -226,9 +224,7 @@ class Batch:
 
 def encode_batch(images: list[Image.Image], questions: list[str], tok, cfg: QwenConfig) -> Batch:
     patches, grids = zip(*(image_to_patches(img, cfg) for img in images), strict=True)
-    enc = tok(
-        [prompt_text(q, cfg) for q in questions], return_tensors="pt", padding=True, add_special_tokens=False
-    )
+    enc = tok([prompt_text(q, cfg) for q in questions], return_tensors="pt", padding=True, add_special_tokens=False)
     image_id = tok.convert_tokens_to_ids(IMAGE_PAD)
     ids = enc["input_ids"]
     n_image = (ids == image_id).sum(dim=1)

@@ -98,9 +98,7 @@ def log_and_register(result, settings: Settings, name: str | None = None) -> reg
                 }
             },
         )
-        ref = registry.register(
-            info.model_uri, name, tags={"detector": "qwen2-vl", "run_id": run.info.run_id}
-        )
+        ref = registry.register(info.model_uri, name, tags={"detector": "qwen2-vl", "run_id": run.info.run_id})
     log.info("registered %s", ref.uri)
     return ref
 

@@ -72,9 +72,7 @@ def barrier(d: Dist) -> None:
 
 
 @torch.no_grad()
-def score_margins(
-    model, cache, tok, cfg: QwenConfig, ids: list[int], device, batch_size: int = 16
-) -> np.ndarray:
+def score_margins(model, cache, tok, cfg: QwenConfig, ids: list[int], device, batch_size: int = 16) -> np.ndarray:
     """Answer-token margins (l_ai - l_real) of every cached image with the scoring question."""
     from .modeling import answer_logits, answer_margin, encode_batch
 
@@ -139,15 +137,15 @@ def train(
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} ranks")
     local_bs = cfg.batch_size // d.world
     device = device_for(d)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)  # tiny ops: thread hand-offs cost more than they save
     torch.manual_seed(cfg.seed)  # same adapter init on every rank; DDP also broadcasts rank 0's
 
     bank = load_bank(cfg.prompt_bank)
     tok = load_tokenizer(cfg)
     ids = answer_ids(tok, cfg)
     train_cache = ImageCache(
-        train_samples
-        if train_samples is not None
-        else load_split(cfg, cfg.train_split, cfg.max_train_samples),
+        train_samples if train_samples is not None else load_split(cfg, cfg.train_split, cfg.max_train_samples),
         cfg,
     )
     val_cache = None

@@ -30,9 +30,7 @@ def normalise(img: Image.Image, cfg: QwenConfig) -> np.ndarray:
     return x.transpose(2, 0, 1)
 
 
-def patchify(
-    chw: np.ndarray, patch: int, merge: int, temporal: int
-) -> tuple[np.ndarray, tuple[int, int, int]]:
+def patchify(chw: np.ndarray, patch: int, merge: int, temporal: int) -> tuple[np.ndarray, tuple[int, int, int]]:
     """CHW array (sides multiples of patch*merge) -> flattened patches in merge-block order."""
     c, h, w = chw.shape
     gh, gw = h // patch, w // patch
@@ -45,6 +43,4 @@ def patchify(
 
 
 def image_to_patches(img: Image.Image, cfg: QwenConfig) -> tuple[np.ndarray, tuple[int, int, int]]:
-    return patchify(
-        normalise(fit_image(img, cfg), cfg), cfg.patch_size, cfg.merge_size, cfg.temporal_patch_size
-    )
+    return patchify(normalise(fit_image(img, cfg), cfg), cfg.patch_size, cfg.merge_size, cfg.temporal_patch_size)
