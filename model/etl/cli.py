@@ -111,7 +111,7 @@ def import_(
 
     try:
         store = _open_store(store_url, object_store)
-        report = import_items(store, load_items(fmt.lower(), path, coco=coco, license=license))
+        report = import_items(store, load_items(fmt.lower(), path, coco=coco, license=license), name=fmt.lower())
     except (LoaderError, ManifestError, StoreError, OSError) as e:
         raise _fail(str(e), 2) from None
     _emit(report.as_dict())

@@ -171,6 +171,10 @@ def alembic_config(engine_or_url):
 
 
 def migrate(engine_or_url, revision: str = "head") -> None:
+    import logging
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # every CLI call opens the store: keep it quiet
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
 
     command.upgrade(alembic_config(engine_or_url), revision)

@@ -158,43 +158,68 @@ def import_items(
     batch: int = 256,
     max_bytes: int | None = None,
     workers: int = 2,
+    name: str | None = None,
 ) -> Report:
     """Store every item (idempotent); unreadable files become quarantine records, not crashes."""
     import time
 
     items = iter(items)
     first = next(items, None)
-    report = Report(first.source if first else "empty", "import")
+    report = Report(name or (first.source if first else "empty"), "import")
     if first is None:
         return report
     t0 = time.perf_counter()
     ingestor = Ingestor(store, policy)
     limit = max_bytes or policy.decode.max_bytes
-    pending: list = []
+    pending: list[Item] = []
+
+    def read(item: Item) -> tuple:
+        """(item, data, error, quarantine, analysis): file reading and image checks, run in a thread pool."""
+        try:
+            size = item.path.stat().st_size
+            if size > limit:
+                return item, None, f"file is {size} bytes; the limit is {limit}", True, None
+            data = item.path.read_bytes()
+        except OSError as e:
+            return item, None, f"unreadable file: {e}", True, None
+        return item, data, None, False, _safe_analyse(data, policy)
 
     def flush() -> None:
-        with ThreadPoolExecutor(max_workers=workers) as pool:  # decode and hash in parallel, store in order
-            analyses = list(pool.map(lambda e: _safe_analyse(e[1], policy), pending))
-        batch = [(*entry, a) for entry, a in zip(pending, analyses, strict=True)]
+        done = _recorded(store, pending)  # a re-import reads no file it already has
+        todo = [i for i in pending if (i.source, i.post_id, i.media_key) not in done]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            batch = list(pool.map(read, todo))
+        report.counts["seen"] += len(pending) - len(todo)
         process_batch(store, ingestor, batch, report.counts)
         report.pages += 1
         pending.clear()
 
     for item in _chain(first, items):
-        try:
-            size = item.path.stat().st_size
-            if size > limit:
-                pending.append((item, None, f"file is {size} bytes; the limit is {limit}", True))
-            else:
-                pending.append((item, item.path.read_bytes(), None, False))
-        except OSError as e:
-            pending.append((item, None, f"unreadable file: {e}", True))
+        pending.append(item)
         if len(pending) >= batch:
             flush()
     if pending:
         flush()
+    if not report.counts["seen"]:
+        del report.counts["seen"]
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _recorded(store: Store, items: list[Item]) -> set[tuple[str, str, str]]:
+    """Keys of `items` already recorded in a final state (a failed read is tried again)."""
+    from sqlalchemy import select
+
+    from model.etl.db import Sighting
+
+    post_ids = {i.post_id for i in items}
+    with store.session("checking what is already imported") as s:
+        rows = s.execute(
+            select(Sighting.source, Sighting.post_id, Sighting.media_key).where(
+                Sighting.post_id.in_(post_ids), Sighting.status != "failed"
+            )
+        ).all()
+    return {tuple(r) for r in rows}
 
 
 def _chain(first: Item, rest: Iterator[Item]) -> Iterator[Item]:
