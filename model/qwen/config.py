@@ -77,7 +77,8 @@ class QwenConfig:
     grad_accum: int = 1  # micro-batches per optimizer step on each rank
     lr: float = 2e-4  # AdamW learning rate of the adapters
     weight_decay: float = 0.0
-    warmup_steps: int = 20  # linear warm-up, then constant
+    warmup_steps: int = 20  # linear warm-up steps
+    lr_schedule: str = "cosine"  # after warm-up: "cosine" (down to 10% of lr at max_steps) or "constant"
     hflip: bool = True  # random horizontal flip during training
     seed: int = 0
     eval_every: int = 0  # steps between validation passes; 0 = only at the end
@@ -123,6 +124,8 @@ def validate(cfg: QwenConfig) -> QwenConfig:
         raise ConfigError(f"dtype {cfg.dtype!r} must be float32, bfloat16 or float16")
     if not 0.0 < cfg.threshold < 1.0:
         raise ConfigError(f"threshold {cfg.threshold} must lie strictly between 0 and 1")
+    if cfg.lr_schedule not in ("cosine", "constant"):
+        raise ConfigError(f"lr_schedule {cfg.lr_schedule!r} must be cosine or constant")
     if cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.max_steps < 1:
         raise ConfigError("batch_size, grad_accum and max_steps must be at least 1")
     return cfg

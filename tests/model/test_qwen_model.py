@@ -16,30 +16,15 @@ pytest.importorskip("peft")
 
 from model.qwen import modeling as M  # noqa: E402
 from model.qwen.config import ConfigError, QwenConfig, load_config  # noqa: E402
+from model.qwen.synthetic import write_synthetic_manifest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "configs" / "qwen2vl_tiny.yaml"
 QLORA_YAML = REPO / "configs" / "qwen2vl_qlora.yaml"
 
 
-def synthetic_manifest(root: Path, n_per_class: int = 8, seed: int = 0) -> Path:
-    """Dark noisy 'real' images and bright smooth 'ai' images: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    rows = ["path,label,source,split,origin"]
-    for split in ("train", "val"):
-        for label in ("real", "ai"):
-            for i in range(n_per_class):
-                if label == "real":
-                    arr = rng.integers(0, 90, (64, 64, 3), dtype=np.uint8)
-                else:
-                    arr = np.full((64, 64, 3), 200, np.uint8) + rng.integers(0, 20, (1, 1, 3), dtype=np.uint8)
-                p = root / split / label / f"{i}.jpg"
-                p.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(p, quality=90)
-                rows.append(f"{p.relative_to(root)},{label},synthetic,{split},test")
-    m = root / "manifest.csv"
-    m.write_text("\n".join(rows) + "\n")
-    return m
+def synthetic_manifest(root: Path) -> Path:
+    return write_synthetic_manifest(root)
 
 
 def tiny_cfg(manifest: Path | None = None, **kw) -> QwenConfig:
