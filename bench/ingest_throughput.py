@@ -86,7 +86,12 @@ def run(args) -> dict:
         "mean_image_bytes": int(sum(map(len, media)) / len(media)),
         "rerun_seconds": round(second_s, 3),
         "rerun_added": second.counts.get("stored", 0),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),  # the machine is shared: context for the numbers
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

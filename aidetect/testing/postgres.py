@@ -5,6 +5,7 @@
     url = pg.create_database("records")      # postgresql://postgres@127.0.0.1:<port>/records
     ...
     pg.stop()                                # immediate shutdown, directory removed
+    with start_postgres() as pg: ...         # the same, stopped on leaving the block
 
 Needs the Debian `postgresql` package (scripts/setup-system.sh installs it). PostgreSQL refuses to
 run as root, so under root the cluster is created and started as `postgres` in a directory that
@@ -72,6 +73,12 @@ class Postgres:
         finally:
             conn.close()
         return self.database_url(name)
+
+    def __enter__(self) -> Postgres:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         _run(
