@@ -48,6 +48,7 @@ from aidetect import commands  # noqa: E402
 commands.register(app)
 
 # --- sub-applications of other areas register here (one line each) ---
+from ci.cli import app as ci_app  # noqa: E402
 from infra.cli import app as infra_app  # noqa: E402
 from model.etl.cli import data_app, ingest_app  # noqa: E402
 from model.prompts.cli import app as prompts_app  # noqa: E402
@@ -58,6 +59,7 @@ app.add_typer(qwen_app, name="qwen")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
+app.add_typer(ci_app, name="ci")
 
 
 def main() -> None:  # pragma: no cover - console-script shim
