@@ -141,6 +141,24 @@ def manifest_items(manifest: str | Path, license: str | None = None) -> Iterator
         )
 
 
+def manifest_rows(items: Iterable[Item]) -> list[dict[str, str]]:
+    """The standard manifest rows (path,label,source,split,origin) of labelled items, straight from a layout.
+
+    `model.manifest.parse_rows` reads them, so a data set can be trained on without the store;
+    the store path (import, then snapshot) adds dedupe, quarantine and sticky splits on top.
+    """
+    return [
+        {
+            "path": str(i.path),
+            "label": i.label or "",
+            "source": i.source,
+            "split": i.source_split or "",
+            "origin": i.origin or "",
+        }
+        for i in items
+    ]
+
+
 def load_items(fmt: str, path: str | Path, coco: str | Path | None = None, license: str | None = None):
     if fmt == "cifake":
         return cifake_items(path, license)

@@ -318,3 +318,23 @@ def test_object_store_down_aborts_the_batch_without_blaming_items(fake, tmp_path
     assert again.error is None and again.counts.get("quarantined", 0) == 0
     assert _count(store, ImageRow) == again.counts["stored"] > 0
     store.close()
+
+
+def test_generator_metadata_becomes_a_weak_label(fake, store, make_jpeg):
+    from PIL import PngImagePlugin
+
+    from model.etl.objects import sha256_hex
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a castle\nSteps: 28, Sampler: Euler a, CFG scale: 7, Seed: 42, Model: sdxl")
+    img = Image.open(io.BytesIO(make_jpeg((77, 1, 1), size=(96, 96)))).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "PNG", pnginfo=info)
+    fake.add_posts([buf.getvalue()])
+    ingest_source(_conn("bluesky", fake), "aiart", store)
+    with store.session() as s:
+        row = s.get(ImageRow, sha256_hex(buf.getvalue()))
+        assert (row.label, row.label_origin, row.generator, row.ai_hint) == ("ai", "weak", "AUTOMATIC1111", True)
+        assert row.format == "PNG"
+        unlabelled = s.scalars(select(ImageRow).where(ImageRow.sha256 != row.sha256)).all()
+        assert all(i.label is None and not i.ai_hint for i in unlabelled)  # no metadata, no label

@@ -116,3 +116,26 @@ def test_manifest_rows(tmp_path, sample_paths):
     assert [i.label for i in items] == ["real", "ai"] * 3
     assert [i.source_split for i in items][:3] == ["val", "val", "train"]
     assert all(i.source == "shared" and i.origin.startswith("up") for i in items)
+
+
+def test_every_layout_gives_the_same_manifest_rows(cifake_tree, cocofake_tree, shared_manifest_rows):
+    from model.etl.loaders import manifest_rows
+    from model.manifest import COLUMNS, parse_rows
+
+    fake, coco = cocofake_tree
+    for items in (cifake_items(cifake_tree), cocofake_items(fake, coco=coco), manifest_items(shared_manifest_rows)):
+        rows = manifest_rows(items)
+        assert rows and all(tuple(r) == COLUMNS for r in rows)
+        samples = parse_rows(rows, Path("/"), "rows")  # the trainer's own validation
+        assert {s.label for s in samples} == {"real", "ai"} and all(s.path.is_file() for s in samples)
+
+
+@pytest.fixture
+def shared_manifest_rows(tmp_path, sample_paths) -> Path:
+    path = tmp_path / "shared.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "source", "split", "origin"])
+        for i, p in enumerate(sample_paths[:4]):
+            w.writerow([str(p), "ai" if i % 2 else "real", "shared", "train", ""])
+    return path
