@@ -44,6 +44,15 @@ def _emit(obj) -> None:
     typer.echo(json.dumps(obj, indent=None, sort_keys=True, default=str))
 
 
+def _limits():
+    """The byte and pixel limits every image path shares (AIDETECT_MAX_BYTES, AIDETECT_MAX_PIXELS)."""
+    from aidetect.settings import get_settings
+    from model.preprocess import PreprocessConfig
+
+    settings = get_settings()
+    return PreprocessConfig(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels)
+
+
 def _open_store(store_url: str | None, object_store: str | None):
     from model.etl.store import Store
 
@@ -68,18 +77,19 @@ def ingest(
 ) -> None:
     """Fetch new posts with images for one query: dedupe, quarantine bad media, store the rest."""
     from model.etl.connectors import ConnectorError, get_connector
-    from model.etl.ingest import ingest_source, parse_duration, run_every
+    from model.etl.ingest import Policy, ingest_source, parse_duration, run_every
     from model.etl.store import StoreError
 
     try:
         interval = parse_duration(every) if every else None
-        conn = get_connector(source.lower())
+        limits = _limits()
+        conn = get_connector(source.lower(), max_media_bytes=limits.max_bytes)
         store = _open_store(store_url, object_store)
     except (ValueError, ConnectorError, StoreError) as e:
         raise _fail(str(e), 2) from None
 
     def once():
-        report = ingest_source(conn, tag, store, limit=limit, workers=workers)
+        report = ingest_source(conn, tag, store, limit=limit, workers=workers, policy=Policy(decode=limits))
         _emit(report.as_dict())
         sys.stdout.flush()
         return report
@@ -105,13 +115,17 @@ def import_(
     object_store: str | None = OBJECTS,
 ) -> None:
     """Import a labelled data set (idempotent); its labels are recorded with origin 'dataset'."""
-    from model.etl.loaders import LoaderError, import_items, load_items
+    from dataclasses import replace
+
+    from model.etl.loaders import DATASET_POLICY, LoaderError, import_items, load_items
     from model.etl.store import StoreError
     from model.manifest import ManifestError
 
     try:
         store = _open_store(store_url, object_store)
-        report = import_items(store, load_items(fmt.lower(), path, coco=coco, license=license), name=fmt.lower())
+        items = load_items(fmt.lower(), path, coco=coco, license=license)
+        policy = replace(DATASET_POLICY, decode=_limits())
+        report = import_items(store, items, policy=policy, name=fmt.lower())
     except (LoaderError, ManifestError, StoreError, OSError) as e:
         raise _fail(str(e), 2) from None
     _emit(report.as_dict())

@@ -1,7 +1,7 @@
 """Collect: fetch -> hash -> dedupe -> check -> quarantine or store, one page per transaction.
 
     report = ingest_source(get_connector("mastodon"), "aiart", Store.open(), limit=200)
-    run_every("15m", lambda: ingest_source(...))          # the scheduled mode (--every)
+    run_every(parse_duration("15m"), lambda: ingest_source(...))   # the scheduled mode (--every)
 
 Why nothing is lost when the process dies: image bytes go to the content-addressed object store
 first (atomic, idempotent), then one database transaction records the page's sightings, images,
