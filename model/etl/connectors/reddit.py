@@ -4,8 +4,9 @@
     # GET /r/aiArt/new.json?limit=100&raw_json=1&after=t3_...
 
 A Listing (`data.children[].data`) pages through `data.after`. Reddit requires a descriptive
-User-Agent. Listings have no `since`, so a walk stops at the newest post time of the last walk.
-`raw_json=1` keeps media URLs unescaped (no `&amp;`).
+User-Agent; with REDDIT_ACCESS_TOKEN (an OAuth app token) requests go to oauth.reddit.com with it,
+which Reddit's API terms expect for anything beyond light use. Listings have no `since`, so a
+walk stops at the newest post time of the last walk. `raw_json=1` keeps media URLs unescaped.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ class RedditConnector(Connector):
     default_base_url = "https://www.reddit.com"
     license = "Reddit User Agreement"
 
-    def __init__(self, user_agent: str = "linux:aidetect-ingest:0.1", **kw):
+    def __init__(self, user_agent: str = "linux:aidetect-ingest:0.1", token: str | None = None, **kw):
+        if token and not kw.get("base_url"):
+            kw["base_url"] = "https://oauth.reddit.com"
         super().__init__(**kw)
         self.http.client.headers["User-Agent"] = user_agent
+        if token:
+            self.http.client.headers["Authorization"] = f"bearer {token}"
         self.http.auth_hint = "REDDIT_USER_AGENT (Reddit blocks generic agents)"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kw) -> RedditConnector:
         agent = environ.get("REDDIT_USER_AGENT") or "linux:aidetect-ingest:0.1"
-        return cls(agent, base_url=environ.get(cls.base_url_env), **kw)
+        token = environ.get("REDDIT_ACCESS_TOKEN") or None
+        return cls(agent, token=token, base_url=environ.get(cls.base_url_env), **kw)
 
     def fetch(self, query: str, cursor: str | None, since: str | None) -> RawPage:
         sub = query.strip().removeprefix("r/").lstrip("#")

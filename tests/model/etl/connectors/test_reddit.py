@@ -63,3 +63,16 @@ def test_listing_images_galleries_and_since():
     assert page.next_cursor == "t3_c" and page.newest == "300" and page.items[0].posted_at == "1970-01-01T00:05:00Z"
     newer = conn.fetch("aiArt", None, since="150")
     assert [i.post_id for i in newer.items] == ["t3_a", "t3_b", "t3_b"] and newer.next_cursor is None
+
+
+def test_oauth_token_goes_to_the_oauth_host():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=LISTING)
+
+    http = Http("reddit", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    conn = RedditConnector.from_env({"REDDIT_ACCESS_TOKEN": "abc", "REDDIT_USER_AGENT": "linux:t:1"}, http=http)
+    conn.fetch("aiArt", None, None)
+    assert seen[0].url.host == "oauth.reddit.com" and seen[0].headers["authorization"] == "bearer abc"
