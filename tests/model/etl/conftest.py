@@ -67,9 +67,10 @@ def postgres():
 
 
 @pytest.fixture
-def pg_url(postgres, request) -> str:
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
-    return postgres.create_database(f"{name}_{os.getpid()}")
+def pg_url(postgres) -> str:
+    import uuid
+
+    return postgres.create_database(f"t_{uuid.uuid4().hex[:16]}")  # fresh and empty, whatever the test
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
