@@ -63,6 +63,7 @@ class FakeSocial:
         self.page_size = page_size
         self.media_delay = media_delay
         self.faults: list[Fault] = []
+        self.broken: set[int] = set()  # posts (by n) rendered with a nonsense media field
         self.requests: list[str] = []
         self.lock = threading.Lock()
         self.add_posts(media or [])
@@ -151,7 +152,7 @@ class FakeSocial:
                     "author_id": str(1000 + p.n % 7),
                     "created_at": p.iso().replace("Z", ".000Z"),
                     "edit_history_tweet_ids": [str(_xid(p))],
-                    "attachments": {"media_keys": keys},
+                    "attachments": "corrupt" if p.n in self.broken else {"media_keys": keys},
                 }
             )
             media += [
@@ -218,6 +219,8 @@ class FakeSocial:
                 data.append({**base, "media_type": "CAROUSEL_ALBUM", "children": {"data": children}})
             else:
                 data.append({**base, "media_type": "IMAGE", "media_url": self.media_url(p.media[0])})
+            if p.n in self.broken:
+                data[-1].update({"media_type": "CAROUSEL_ALBUM", "children": "corrupt"})
         body: dict = {"data": data}
         if data:
             after = f"QVFI{start + size}"
@@ -250,6 +253,8 @@ class FakeSocial:
             ]
             if p.video:
                 attachments.append({"id": f"v{p.n}", "type": "video", "url": f"{self.url}/media/video{p.n}.mp4"})
+            if p.n in self.broken:
+                attachments = 7
             statuses.append(
                 {
                     "id": str(_mid(p)),
@@ -305,6 +310,9 @@ class FakeSocial:
         start = int(q.get("cursor", "0")) if q.get("cursor") else 0
         size = min(int(q.get("limit", 25)), self.page_size)
         views = [self._bsky_post(p) for p in posts[start : start + size]]
+        for p, v in zip(posts[start : start + size], views, strict=True):
+            if p.n in self.broken:
+                v["embed"] = {"$type": "app.bsky.embed.images#view", "images": ["corrupt"]}
         out: dict = {}
         if start + size < len(posts):
             out["cursor"] = str(start + size)
@@ -398,6 +406,8 @@ class FakeSocial:
                 data["url"] = f"https://www.reddit.com/gallery/{pid}"
             else:
                 data.update({"post_hint": "image", "url": self.media_url(p.media[0])})
+            if p.n in self.broken:
+                data.update({"is_gallery": True, "gallery_data": "corrupt"})
             children.append({"kind": "t3", "data": data})
         after = children[-1]["data"]["name"] if children and start + size < len(posts) else None
         return (

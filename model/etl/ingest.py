@@ -347,6 +347,8 @@ def ingest_source(
         seen = 0
         for page in conn.pages(query, state):
             batch = _download_all(conn, page.items, workers, policy)
+            if page.malformed:
+                report.counts["malformed_posts"] += page.malformed
             process_batch(
                 store,
                 ingestor,

@@ -23,9 +23,9 @@ import os
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -50,12 +50,14 @@ class RawPage:
     next_cursor: str | None  # None: this walk has ended
     newest: str | None = None  # newest post marker on this page (id or timestamp), for `since`
     posts: int = 0  # posts on the page, with or without images: 0 ends the walk
+    malformed: int = 0  # posts skipped because their own fields made no sense
 
 
 @dataclass
 class Page:
     items: list[Item]
     state: dict = field(default_factory=dict)  # persist this once the items are stored
+    malformed: int = 0
 
 
 class Http:
@@ -221,9 +223,9 @@ class Connector(ABC):
             top = top or raw.newest  # the walk's first page holds its newest post
             if raw.next_cursor and raw.posts > 0:
                 cursor = raw.next_cursor
-                yield Page(raw.items, {"cursor": cursor, "since": since, "top": top})
+                yield Page(raw.items, {"cursor": cursor, "since": since, "top": top}, raw.malformed)
             else:
-                yield Page(raw.items, {"cursor": None, "since": top or since, "top": None})
+                yield Page(raw.items, {"cursor": None, "since": top or since, "top": None}, raw.malformed)
                 return
 
     def download(self, item: Item) -> bytes:
@@ -237,6 +239,22 @@ def require(environ: Mapping[str, str], var: str, what: str) -> str:
     if not value:
         raise ConnectorError(f"{var} is not set: it must hold {what}")
     return value
+
+
+POST_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
+
+
+def collect_items(name: str, posts: Iterable, parse: Callable[[Any], list[Item]]) -> tuple[list[Item], int]:
+    """Items of every post that parses; a post with nonsense fields is skipped and counted, so one bad
+    post cannot block a page (and with it every later run, which would fetch the same page again)."""
+    items, bad = [], 0
+    for post in posts:
+        try:
+            items.extend(parse(post))
+        except POST_ERRORS as e:
+            bad += 1
+            log.warning("%s: skipped a malformed post (%s: %s)", name, type(e).__name__, str(e)[:120])
+    return items, bad
 
 
 def shape_error(name: str, what: str, e: Exception) -> ConnectorError:

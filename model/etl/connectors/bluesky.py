@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from model.etl.connectors.base import Connector, ConnectorError, RawPage, shape_error
+from model.etl.connectors.base import Connector, ConnectorError, RawPage, collect_items, shape_error
 from model.etl.items import Item
 
 IMAGES_VIEW = "app.bsky.embed.images#view"
@@ -74,17 +74,18 @@ class BlueskyConnector(Connector):
         try:
             posts = body["posts"] if "posts" in body else [f["post"] for f in body["feed"] if "post" in f]
             next_cursor = body.get("cursor")
-            items, newest, reached = [], None, False
+            kept, newest, reached = [], None, False
             for post in posts:
-                when = post.get("indexedAt") or (post.get("record") or {}).get("createdAt")
+                when = _when(post)
                 if since and method.endswith("getAuthorFeed") and when and when <= since:
                     reached = True  # older than the last walk: the rest of the feed is known
                     break
                 newest = max(newest or "", when or "") or None
-                items.extend(self._items(post))
+                kept.append(post)
         except (KeyError, TypeError, AttributeError) as e:
             raise shape_error(self.name, method, e) from None
-        return RawPage(items, None if reached else next_cursor, newest, posts=len(posts))
+        items, bad = collect_items(self.name, kept, self._items)
+        return RawPage(items, None if reached else next_cursor, newest, posts=len(posts), malformed=bad)
 
     def _items(self, post: dict) -> list[Item]:
         embed = post.get("embed") or {}
@@ -110,3 +111,11 @@ class BlueskyConnector(Connector):
             for i, img in enumerate(embed.get("images") or [])
             if img.get("fullsize")
         ]
+
+
+def _when(post) -> str | None:
+    """indexedAt (what `since` filters on), else the record's createdAt; None when neither is a string."""
+    if not isinstance(post, dict):
+        return None
+    when = post.get("indexedAt") or (post.get("record") or {}).get("createdAt")
+    return when if isinstance(when, str) else None

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from model.etl.connectors.base import Connector, ConnectorError, RawPage, require, shape_error
+from model.etl.connectors.base import Connector, ConnectorError, RawPage, collect_items, require, shape_error
 from model.etl.items import Item
 
 _RATE_LIMIT_CODES = {4, 17, 32, 613}
@@ -82,11 +82,11 @@ class InstagramConnector(Connector):
         try:
             media = body["data"]
             paging = body.get("paging") or {}
-            items = [i for m in media for i in self._items(m)]
+            items, bad = collect_items(self.name, media, self._items)
             after = (paging.get("cursors") or {}).get("after") if paging.get("next") else None
         except (KeyError, TypeError, AttributeError) as e:
             raise shape_error(self.name, "recent_media", e) from None
-        return RawPage(items, after, None, posts=len(media))
+        return RawPage(items, after, None, posts=len(media), malformed=bad)
 
     def _items(self, m: dict) -> list[Item]:
         if m.get("media_type") == "CAROUSEL_ALBUM":

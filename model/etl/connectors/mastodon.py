@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import parse_qs, quote, urlparse
 
-from model.etl.connectors.base import Connector, RawPage, require, shape_error
+from model.etl.connectors.base import Connector, RawPage, collect_items, require, shape_error
 from model.etl.items import Item
 
 
@@ -52,12 +52,12 @@ class MastodonConnector(Connector):
         if not isinstance(statuses, list):
             raise shape_error(self.name, path, TypeError(f"expected a list of statuses, got {type(statuses).__name__}"))
         try:
-            items = [i for st in statuses for i in self._items(st)]
+            items, bad = collect_items(self.name, statuses, self._items)
             next_max = _link_param(resp, "next", "max_id") or (str(statuses[-1]["id"]) if statuses else None)
             newest = str(statuses[0]["id"]) if statuses else None
         except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
             raise shape_error(self.name, path, e) from None
-        return RawPage(items, next_max, newest, posts=len(statuses))
+        return RawPage(items, next_max, newest, posts=len(statuses), malformed=bad)
 
     def _items(self, st: dict) -> list[Item]:
         st = st.get("reblog") or st  # a boost carries the original post

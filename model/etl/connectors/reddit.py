@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from model.etl.connectors.base import Connector, RawPage, shape_error
+from model.etl.connectors.base import Connector, RawPage, collect_items, shape_error
 from model.etl.items import Item
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif")
@@ -52,18 +52,21 @@ class RedditConnector(Connector):
             if body.get("kind") != "Listing":
                 raise ValueError(f"expected a Listing, got kind={body.get('kind')!r}")
             children = [c["data"] for c in body["data"]["children"] if c.get("kind") == "t3"]
-            items, newest, reached = [], None, False
+            kept, newest, reached = [], None, False
             for post in children:
-                created = float(post.get("created_utc") or 0)
-                if since and created <= float(since):
+                created = _created(post)
+                if since and created is not None and created <= float(since):
                     reached = True
                     break
-                newest = max(newest or 0.0, created)
-                items.extend(self._items(post))
+                if created is not None:
+                    newest = max(newest or 0.0, created)
+                kept.append(post)
             after = None if reached else body["data"].get("after")
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise shape_error(self.name, f"/r/{sub}/new.json", e) from None
-        return RawPage(items, after, None if newest is None else f"{newest:.0f}", posts=len(children))
+        items, bad = collect_items(self.name, kept, self._items)
+        newest_s = None if newest is None else f"{newest:.0f}"
+        return RawPage(items, after, newest_s, posts=len(children), malformed=bad)
 
     def _items(self, post: dict) -> list[Item]:
         permalink = f"https://www.reddit.com{post.get('permalink', '')}"
@@ -98,4 +101,11 @@ def _iso(epoch) -> str | None:
     try:
         return dt.datetime.fromtimestamp(float(epoch), dt.UTC).isoformat().replace("+00:00", "Z")
     except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _created(post) -> float | None:
+    try:
+        return float(post.get("created_utc"))
+    except (AttributeError, TypeError, ValueError):
         return None

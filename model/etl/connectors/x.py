@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from model.etl.connectors.base import Connector, RawPage, require, shape_error
+from model.etl.connectors.base import Connector, RawPage, collect_items, require, shape_error
 from model.etl.items import Item
 
 
@@ -71,24 +71,27 @@ class XConnector(Connector):
         includes = body.get("includes") or {}
         media = {m["media_key"]: m for m in includes.get("media") or []}
         users = {u["id"]: u.get("username") for u in includes.get("users") or []}
+        items, bad = collect_items(self.name, tweets, lambda t: self._tweet_items(t, media, users))
+        return RawPage(items, meta.get("next_token"), meta.get("newest_id"), posts=len(tweets), malformed=bad)
+
+    def _tweet_items(self, t: dict, media: dict, users: dict) -> list[Item]:
         items = []
-        for t in tweets:
-            for key in (t.get("attachments") or {}).get("media_keys") or []:
-                m = media.get(key)
-                if not m or m.get("type") != "photo" or not m.get("url"):
-                    continue  # videos and GIFs carry only a preview image
-                author = users.get(t.get("author_id")) or t.get("author_id")
-                items.append(
-                    Item(
-                        source=self.name,
-                        post_id=str(t["id"]),
-                        media_key=str(key),
-                        media_url=m["url"],
-                        post_url=f"https://x.com/i/web/status/{t['id']}",
-                        author=author,
-                        posted_at=t.get("created_at"),
-                        license=self.license,
-                        origin=f"https://x.com/i/web/status/{t['id']}",
-                    )
+        for key in (t.get("attachments") or {}).get("media_keys") or []:
+            m = media.get(key)
+            if not m or m.get("type") != "photo" or not m.get("url"):
+                continue  # videos and GIFs carry only a preview image
+            author = users.get(t.get("author_id")) or t.get("author_id")
+            items.append(
+                Item(
+                    source=self.name,
+                    post_id=str(t["id"]),
+                    media_key=str(key),
+                    media_url=m["url"],
+                    post_url=f"https://x.com/i/web/status/{t['id']}",
+                    author=author,
+                    posted_at=t.get("created_at"),
+                    license=self.license,
+                    origin=f"https://x.com/i/web/status/{t['id']}",
                 )
-        return RawPage(items, meta.get("next_token"), meta.get("newest_id"), posts=len(tweets))
+            )
+        return items

@@ -338,3 +338,10 @@ def test_generator_metadata_becomes_a_weak_label(fake, store, make_jpeg):
         assert row.format == "PNG"
         unlabelled = s.scalars(select(ImageRow).where(ImageRow.sha256 != row.sha256)).all()
         assert all(i.label is None and not i.ai_hint for i in unlabelled)  # no metadata, no label
+
+
+def test_malformed_posts_are_counted_and_do_not_block_later_runs(fake, store):
+    fake.broken = {2}
+    first = ingest_source(_conn("instagram", fake), "aiart", store)
+    assert first.error is None and first.counts["malformed_posts"] == 1
+    assert _count(store, Sighting) == _media_items(fake) - 1

@@ -151,3 +151,15 @@ def test_media_over_the_limit_is_refused_while_streaming(fake):
     conn.max_media_bytes = 100
     with pytest.raises(MediaTooLarge):
         conn.download(item)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_malformed_post_is_skipped_not_the_page(source, fake):
+    fake.broken = {3, 17}
+    items = []
+    malformed = 0
+    for page in _conn(source, fake).pages("aiart", {}):
+        items.extend(page.items)
+        malformed += page.malformed
+    broken_media = sum(len(p.media) for p in fake.posts if p.n in fake.broken)
+    assert malformed == 2 and len(items) == len(_expected_media(fake)) - broken_media
