@@ -53,6 +53,7 @@ from infra.cli import app as infra_app  # noqa: E402
 from model.etl.cli import data_app, ingest_app  # noqa: E402
 from model.prompts.cli import app as prompts_app  # noqa: E402
 from model.qwen.cli import app as qwen_app  # noqa: E402
+from service.cli import keys_app, moderators_app, monitor_app, predict, records_app  # noqa: E402
 
 app.add_typer(infra_app, name="infra")
 app.add_typer(qwen_app, name="qwen")
@@ -60,6 +61,11 @@ app.add_typer(prompts_app, name="prompts")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
 app.add_typer(ci_app, name="ci")
+app.add_typer(keys_app, name="keys")
+app.add_typer(moderators_app, name="moderators")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(records_app, name="records")
+app.command("predict")(predict)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

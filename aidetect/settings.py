@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=16, description="dynamic batching: most images per forward pass")
     batch_timeout: float = Field(default=0.01, description="dynamic batching: seconds to wait to fill a batch")
     workers_per_device: int = Field(default=1, description="inference worker processes")
+    auth_required: bool = Field(
+        default=False, description="detect/feedback need an API key; False = open (local embedded mode)"
+    )
+    rate_limit_per_minute: int = Field(default=600, description="requests per API key (or client) per minute")
+    max_images_per_request: int = Field(default=16, description="most images one POST /v1/detect/batch takes")
+    cors_origins: list[str] = Field(default=[], description="origins allowed by CORS; [] = same origin only")
+    review_retention_days: float = Field(default=30, description="unlabelled kept review images live this long")
+    moderator_header: str | None = Field(
+        default=None, description="trust this header as the moderator's name (OIDC proxy in front only)"
+    )
 
     @cached_property
     def resolved_tracking_uri(self) -> str:

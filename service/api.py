@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import litserve as ls
 import numpy as np
@@ -36,10 +37,15 @@ class Decoded:
     height: int
     provenance: dict
     t0: float  # perf_counter when decoding began
+    data: bytes = field(default=b"", repr=False)  # kept for review when the verdict is uncertain
+    key_id: str | None = None
 
 
 def request_bytes(request) -> bytes:
-    """The image bytes of a multipart form (field `image`) or a JSON body ({"image_b64": ...})."""
+    """The image bytes of a multipart form (field `image`), a JSON body ({"image_b64": ...}) or the
+    service's own payload ({"data": bytes}, made by routes.py; JSON cannot carry bytes, so no client can)."""
+    if isinstance(request, dict) and isinstance(request.get("data"), bytes):
+        return request["data"]
     if hasattr(request, "getlist") or hasattr(request, "multi_items"):  # starlette FormData
         item = request.get("image")
         if item is None:
@@ -50,6 +56,8 @@ def request_bytes(request) -> bytes:
         return item.file.read()
     if isinstance(request, dict):
         b64 = request.get("image_b64")
+        if "url" in request and b64 is None:
+            raise ImageError("URL input is not offered: the service never fetches URLs; upload the bytes", 400)
         if not isinstance(b64, str):
             raise ImageError("JSON body needs a string field 'image_b64'", 400)
         try:
@@ -68,7 +76,28 @@ def decode(request, settings_pre) -> Decoded | ImageError:
         x = to_array(fit_to_size(img, settings_pre), settings_pre)
     except ImageError as e:
         return e
-    return Decoded(x, hashlib.sha256(data).hexdigest(), w, h, extract_provenance(data), t0)
+    key_id = request.get("key_id") if isinstance(request, dict) else None
+    return Decoded(x, hashlib.sha256(data).hexdigest(), w, h, extract_provenance(data), t0, data, key_id)
+
+
+def detection_record(item: Decoded, score: float, verdict: str, model: dict, kept: bool) -> dict:
+    """What is stored about one answered image (see service.records.Detection)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "sha256": item.sha256,
+        "score": score,
+        "verdict": verdict,
+        "stage": "fast",
+        "model_name": model["name"],
+        "model_version": model["version"],
+        "api_key_id": item.key_id,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "width": item.width,
+        "height": item.height,
+        "size_bytes": len(item.data),
+        "provenance": item.provenance,
+        "kept": kept,
+    }
 
 
 class DetectorAPI(ls.LitAPI):
@@ -91,6 +120,21 @@ class DetectorAPI(ls.LitAPI):
         self.pre = replace(self.bundle.pre, max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.model_info = {"name": self.ref.name, "version": self.ref.version, "uri": self.ref.uri}
         log.info("serving %s", self.ref.uri)
+        self._setup_records()
+
+    def _setup_records(self) -> None:
+        """Records go to a local outbox; a flusher thread drains it into the store (see service.outbox)."""
+        from model.etl.objects import open_objects
+        from model.etl.store import default_urls
+        from service.metrics import metrics
+        from service.outbox import Flusher, Outbox
+
+        self.metrics = metrics()
+        self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
+        url, objects = default_urls(self.settings)
+        self.objects = open_objects(objects)
+        self.outbox = Outbox(outbox_path(self.settings))
+        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).insert_detections).start()
 
     def decode_request(self, request):
         return decode(request, self.pre)
@@ -102,29 +146,87 @@ class DetectorAPI(ls.LitAPI):
         if not isinstance(items, list):  # max_batch_size=1: LitServe hands one item over
             return self.predict([items])[0]
         ok = [i for i, it in enumerate(items) if isinstance(it, Decoded)]
-        scores: list[float | None] = [None] * len(items)
+        records: list[dict | None] = [None] * len(items)
         if ok:
             x = torch.from_numpy(np.stack([items[i].x for i in ok]))
-            for i, s in zip(ok, self.bundle.score_tensor(x), strict=True):
-                scores[i] = float(s)
-        return [(it, s) for it, s in zip(items, scores, strict=True)]
+            scores = self.bundle.score_tensor(x)
+            verdicts = self.bundle.verdicts(scores)
+            for i, s, v in zip(ok, scores, verdicts, strict=True):
+                records[i] = detection_record(items[i], float(s), v, self.model_info, self._keep(items[i], v))
+            self._record([r for r in records if r is not None])
+        return [(it, r) for it, r in zip(items, records, strict=True)]
+
+    def _keep(self, item: Decoded, verdict: str) -> bool:
+        """Uncertain images are kept (content-addressed) for review and training."""
+        if verdict != "uncertain" or not hasattr(self, "objects"):
+            return False
+        try:
+            self.objects.put(item.sha256, item.data)
+            return True
+        except Exception as e:  # a full disk or an unreachable bucket costs the review copy, not the answer
+            log.warning("could not keep image %s: %s", item.sha256[:12], e)
+            return False
+
+    def _record(self, records: list[dict]) -> None:
+        if not hasattr(self, "outbox"):
+            return
+        m = self.metrics
+        m.batch.observe(len(records))
+        for r in records:
+            m.verdicts.labels(r["verdict"]).inc()
+            m.score.observe(r["score"])
+        try:
+            self.outbox.append(records)
+        except Exception as e:  # the answer still goes out; the log says what was lost
+            log.error("could not queue %d detection records: %s", len(records), e)
+        self.flusher.poke()
 
     def unbatch(self, output):
         return output
 
     def encode_response(self, output):
-        item, score = output
+        item, rec = output
         if isinstance(item, ImageError):
             return JSONResponse({"detail": item.message}, status_code=item.status)
         th = self.bundle.thresholds
         return {
-            "id": str(uuid.uuid4()),
-            "score": round(score, 6),
-            "verdict": self.bundle.verdicts(np.array([score]))[0],
+            "id": rec["id"],
+            "score": round(rec["score"], 6),
+            "verdict": rec["verdict"],
             "thresholds": {"low": th["low"], "high": th["high"]},
             "model": self.model_info,
             "stage": "fast",
             "provenance": item.provenance,
             "image": {"sha256": item.sha256, "width": item.width, "height": item.height},
+            "kept_for_review": rec["kept"],
             "latency_ms": round((time.perf_counter() - item.t0) * 1000, 2),
         }
+
+
+def outbox_path(settings: Settings):
+    return settings.home / "outbox.db"
+
+
+class LazyRecords:
+    """Records opened on first use and reopened after a failure, so a database that is down when the
+    worker starts (or goes away later) only delays the flush."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._records = None
+
+    def get(self):
+        if self._records is None:
+            from service.records import Records
+
+            self._records = Records.open(self.settings)
+        return self._records
+
+    def insert_detections(self, rows: list[dict]) -> int:
+        try:
+            return self.get().insert_detections(rows)
+        except Exception:
+            if self._records is not None:
+                self._records.close()
+            self._records = None
+            raise

@@ -1,4 +1,5 @@
-"""Build and run the LitServe server for the detector.
+"""Build and run the detector server: LitServe's batching plus the versioned API, auth, metrics and the
+moderator page, in one process tree.
 
 aidetect serve --port 8000
 curl -s -X POST --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8000/v1/detect
@@ -6,23 +7,70 @@ curl -s -X POST --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8
 
 from __future__ import annotations
 
+import logging
+import secrets
+import sys
+
 import litserve as ls
+from fastapi import Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import ImageBodyMiddleware
+from service.middleware import AuthMiddleware, MetricsMiddleware
+
+log = logging.getLogger(__name__)
 
 
 def build_server(settings: Settings) -> ls.LitServer:
+    from service.moderate import build_moderator_router
+    from service.routes import build_router
+    from service.state import ServiceState
+
     api = DetectorAPI(settings)
-    return ls.LitServer(
+    state = ServiceState(settings)
+    batch_bytes = settings.max_bytes * settings.max_images_per_request
+    # Listed innermost first: LitServe adds them in order, and each added one wraps the ones before.
+    middlewares = [
+        (ImageBodyMiddleware, {"paths": ("/v1/detect",), "max_bytes": settings.max_bytes}),
+        (ImageBodyMiddleware, {"paths": ("/v1/detect/batch",), "max_bytes": batch_bytes}),
+        (AuthMiddleware, {"state": state}),
+        (
+            CORSMiddleware,
+            {
+                "allow_origins": list(settings.cors_origins),
+                "allow_methods": ["GET", "POST"],
+                "allow_headers": ["Authorization", "X-API-Key", "Content-Type"],
+            },
+        ),
+        (MetricsMiddleware, {}),
+    ]
+    server = ls.LitServer(
         api,
         accelerator="cpu",
         workers_per_device=settings.workers_per_device,
-        middlewares=[(ImageBodyMiddleware, {"paths": ("/v1/detect",), "max_bytes": settings.max_bytes})],
+        middlewares=middlewares,
         model_metadata={"service": "aidetect", "model_uri": settings.resolved_model_uri},
         timeout=60,
     )
+    app = server.app
+    app.title, app.version = "aidetect", "1"
+    app.description = "Tell whether an image was made by AI. Auth, limits and errors: docs/api.md."
+    # Our /v1/detect (routes.py) reads the body and hands LitServe's queue the bytes and the caller's key id.
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in ("/v1/detect", "/")]
+    app.include_router(build_router(server, api, state))
+    app.include_router(build_moderator_router(state))
+    app.add_exception_handler(Exception, _no_traceback)
+    server.state = state
+    return server
+
+
+async def _no_traceback(request: Request, exc: Exception) -> JSONResponse:
+    ref = secrets.token_hex(4)
+    log.error("unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": f"internal error {ref}; the server log has the details"}, status_code=500)
 
 
 def preflight(settings: Settings) -> None:
@@ -33,7 +81,38 @@ def preflight(settings: Settings) -> None:
     registry.resolve(settings.resolved_model_uri)
 
 
+def first_run_moderator(settings: Settings) -> str | None:
+    """On a local first run with no moderator account, make `admin` with a random password, shown once."""
+    from service.auth import hash_password
+    from service.records import Records
+
+    if settings.moderator_header or settings.host != "127.0.0.1":
+        return None
+    try:
+        db = Records.open(settings)
+    except Exception as e:  # the page is optional; detection must start without the database
+        log.warning("records database unavailable at start: %s", e)
+        return None
+    try:
+        if db.moderators():
+            return None
+        password = secrets.token_urlsafe(12)
+        db.set_moderator("admin", hash_password(password))
+        return password
+    finally:
+        db.close()
+
+
 def run_server(settings: Settings) -> None:
+    from service.metrics import use_multiprocess
+
     preflight(settings)
+    use_multiprocess(settings.home / "prometheus" / str(settings.port))
+    password = first_run_moderator(settings)
     server = build_server(settings)
+    page = f"http://{settings.host}:{settings.port}/moderate"
+    if password:
+        print(f"moderator page: {page}  (user admin, password {password}; shown once)", file=sys.stderr, flush=True)
+    else:
+        print(f"moderator page: {page}", file=sys.stderr, flush=True)
     server.run(host=settings.host, port=settings.port, generate_client_file=False, log_level="warning")

@@ -1,0 +1,116 @@
+"""Prometheus metrics of the detector, shared by the HTTP process and the inference worker processes.
+
+    use_multiprocess(dir)        # before any metric is made: the server's processes write to dir
+    m = metrics(); m.verdicts.labels("real").inc()
+    body, ctype = render(extra_collector)   # what GET /metrics answers
+
+LitServe answers HTTP in one process and runs the model in spawned workers, so counters live in
+prometheus-client's multiprocess files (PROMETHEUS_MULTIPROC_DIR) and /metrics merges them.
+Gauges that describe shared state (review queue, drift, outbox) are read at scrape time instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+
+
+def use_multiprocess(directory: Path) -> None:
+    """Start a fresh multiprocess directory and make every later metric write there (this process and children)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # it was chosen when prometheus_client was first imported
+
+
+@cache
+def metrics() -> SimpleNamespace:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return SimpleNamespace(
+        requests=Counter("aidetect_requests", "HTTP requests by endpoint and status", ["endpoint", "status"]),
+        latency=Histogram(
+            "aidetect_request_latency_seconds", "request latency, seconds", ["endpoint"], buckets=LATENCY_BUCKETS
+        ),
+        verdicts=Counter("aidetect_verdicts", "verdicts given", ["verdict"]),
+        score=Histogram("aidetect_score", "calibrated AI score of answered images", buckets=SCORE_BUCKETS),
+        batch=Histogram("aidetect_batch_size", "images per forward pass", buckets=BATCH_BUCKETS),
+        model_info=Gauge(
+            "aidetect_model_info", "the model version a worker serves (1)", ["name", "version"], multiprocess_mode="max"
+        ),
+    )
+
+
+class StateCollector:
+    """Gauges read at scrape time: review queue size (cached a few seconds), drift PSI, outbox backlog."""
+
+    def __init__(self, queue_size=None, drift_file: Path | None = None, outbox_size=None, cache_s: float = 5.0):
+        self.queue_size, self.drift_file, self.outbox_size, self.cache_s = queue_size, drift_file, outbox_size, cache_s
+        self._queue: tuple[float, float | None] = (0.0, None)
+
+    def _queue_value(self) -> float | None:
+        at, value = self._queue
+        if time.monotonic() - at > self.cache_s:
+            try:
+                value = float(self.queue_size()) if self.queue_size else None
+            except Exception:  # database down: the gauge disappears rather than lying
+                value = None
+            self._queue = (time.monotonic(), value)
+        return value
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        q = self._queue_value()
+        if q is not None:
+            g = GaugeMetricFamily("aidetect_review_queue_size", "uncertain detections waiting for a moderator")
+            g.add_metric([], q)
+            yield g
+        if self.outbox_size:
+            g = GaugeMetricFamily("aidetect_outbox_pending", "detection records waiting for the database")
+            g.add_metric([], float(self.outbox_size()))
+            yield g
+        drift = read_drift(self.drift_file) if self.drift_file else None
+        if drift:
+            g = GaugeMetricFamily("aidetect_drift_psi", "PSI of recent traffic vs the training snapshot", ["feature"])
+            for feature, row in drift.get("features", {}).items():
+                if row.get("psi") is not None:
+                    g.add_metric([feature], float(row["psi"]))
+            yield g
+
+
+def read_drift(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def render(extra=None) -> tuple[bytes, str]:
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+    metrics()  # every family shows up, even before its first sample
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if extra is not None:
+        reg = CollectorRegistry()
+        reg.register(extra)
+        body += generate_latest(reg)
+    return body, CONTENT_TYPE_LATEST

@@ -1,0 +1,177 @@
+"""The moderator page, served by the detector at /moderate, and the JSON API it uses.
+
+Moderators sign in with an account (`aidetect moderators add NAME`; scrypt-hashed password) and get
+a signed, HttpOnly, SameSite=Strict session cookie. Behind an OIDC proxy, set
+AIDETECT_MODERATOR_HEADER (e.g. X-Forwarded-User) and the proxy's header names the moderator
+instead; only do that where nothing but the proxy can reach the service. Every label records who
+gave it ("moderator:NAME").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from model.etl.store import StoreError
+from service.auth import read_session, sign_session, verify_password
+from service.records import NotFound
+
+COOKIE = "aidetect_session"
+SESSION_TTL = 12 * 3600
+
+
+class LabelIn(BaseModel):
+    detection_id: str = Field(min_length=1, max_length=36)
+    label: str
+
+
+MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"RIFF", "image/webp"),
+)
+
+
+def image_type(data: bytes) -> str:
+    for magic, mime in MAGIC:
+        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
+            return mime
+    return "application/octet-stream"
+
+
+def _page(name: str) -> str:
+    return resources.files("service").joinpath("static", name).read_text()
+
+
+def build_moderator_router(state) -> APIRouter:
+    settings = state.settings
+    router = APIRouter(prefix="/moderate", include_in_schema=False)
+
+    def moderator(request: Request) -> str | None:
+        if settings.moderator_header:
+            return request.headers.get(settings.moderator_header) or None
+        return read_session(request.cookies.get(COOKIE), state.secret)
+
+    def unavailable() -> JSONResponse:
+        return JSONResponse({"detail": "the records database is unavailable; retry later"}, 503, {"Retry-After": "5"})
+
+    @router.get("", response_class=HTMLResponse)
+    async def page(request: Request):
+        if moderator(request) is None:
+            return RedirectResponse("/moderate/login", status_code=303)
+        return HTMLResponse(_page("moderate.html"), headers={"Cache-Control": "no-store"})
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_page(error: str | None = None):
+        html = _page("login.html").replace("{{error}}", "Wrong name or password." if error else "")
+        return HTMLResponse(html)
+
+    @router.post("/login")
+    async def login(request: Request, name: str = Form(max_length=200), password: str = Form(max_length=1000)):
+        try:
+            db = await asyncio.to_thread(state.records.get)
+            stored = await asyncio.to_thread(db.moderator_hash, name)
+        except Exception:
+            return unavailable()
+        if not await asyncio.to_thread(verify_password, password, stored):
+            return RedirectResponse("/moderate/login?error=1", status_code=303)
+        resp = RedirectResponse("/moderate", status_code=303)
+        resp.set_cookie(
+            COOKIE,
+            sign_session(name, state.secret, SESSION_TTL),
+            max_age=SESSION_TTL,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/moderate",
+        )
+        return resp
+
+    @router.post("/logout")
+    async def logout():
+        resp = RedirectResponse("/moderate/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/moderate")
+        return resp
+
+    def need(request: Request) -> str | JSONResponse:
+        who = moderator(request)
+        return who if who else JSONResponse({"detail": "sign in at /moderate/login"}, status_code=401)
+
+    @router.get("/api/queue")
+    async def queue(
+        request: Request,
+        verdict: str | None = "uncertain",
+        model_version: str | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        ai_hint: bool | None = None,
+        limit: int = 50,
+    ):
+        who = need(request)
+        if isinstance(who, JSONResponse):
+            return who
+        try:
+            db = await asyncio.to_thread(state.db)
+            items = await asyncio.to_thread(
+                db.queue, verdict or None, model_version or None, min_score, max_score, ai_hint, min(limit, 200)
+            )
+            size = await asyncio.to_thread(db.queue_size)
+        except Exception:
+            return unavailable()
+        return {"moderator": who, "items": items, "queue_size": size}
+
+    @router.get("/api/stats")
+    async def stats(request: Request):
+        who = need(request)
+        if isinstance(who, JSONResponse):
+            return who
+        try:
+            db = await asyncio.to_thread(state.db)
+            acc = await asyncio.to_thread(db.accuracy)
+            mine = await asyncio.to_thread(db.agreement_of, f"moderator:{who}")
+        except Exception:
+            return unavailable()
+        return {"moderator": who, "accuracy": acc, "agreement": mine}
+
+    @router.get("/api/image/{sha256}")
+    async def image(sha256: str, request: Request):
+        who = need(request)
+        if isinstance(who, JSONResponse):
+            return who
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            return JSONResponse({"detail": "not a sha256"}, status_code=400)
+        try:
+            data = await asyncio.to_thread(lambda: state.records.get().image_bytes(sha256))
+        except Exception:
+            return unavailable()
+        if data is None:
+            return JSONResponse({"detail": "image not kept (expired or never uncertain)"}, status_code=404)
+        # The bytes are a stranger's upload: name only a known image type, and never let a browser sniff.
+        return Response(
+            data,
+            media_type=image_type(data),
+            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"},
+        )
+
+    @router.post("/api/label")
+    async def label(body: LabelIn, request: Request):
+        who = need(request)
+        if isinstance(who, JSONResponse):
+            return who
+        try:
+            db = await asyncio.to_thread(state.db)
+            out = await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, f"moderator:{who}")
+        except NotFound as e:
+            return JSONResponse({"detail": str(e)}, status_code=404)
+        except ValueError as e:
+            return JSONResponse({"detail": str(e)}, status_code=422)
+        except (StoreError, Exception):
+            return unavailable()
+        return JSONResponse(out, status_code=201)
+
+    return router

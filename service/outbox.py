@@ -1,0 +1,121 @@
+"""A durable local queue of detection records between the inference worker and the database.
+
+    box = Outbox(home / "outbox.db")
+    box.append([record, ...])             # one SQLite transaction per batch; survives a killed process
+    box.drain(records.insert_detections)  # rows leave the box only after the handler committed them
+
+The worker never waits on the (maybe remote, maybe down) database: it appends to a local SQLite
+file and a flusher drains it. While the database is down records pile up here and are flushed
+when it returns. Several processes may drain the same box; a file lock makes one drain at a time,
+and the handler skips ids already stored, so a drain cut short between commit and delete repeats
+nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_path = self.path.with_suffix(".lock")
+        with self._connect() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process; fsync at checkpoints
+        return c
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        c = self._connect()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("INSERT INTO outbox (payload) VALUES (?)", [(json.dumps(r),) for r in records])
+            c.execute("COMMIT")
+        finally:
+            c.close()
+
+    def __len__(self) -> int:
+        c = self._connect()
+        try:
+            return c.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        finally:
+            c.close()
+
+    @contextmanager
+    def _exclusive(self):
+        with open(self._lock_path, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def drain(self, handler: Callable[[list[dict]], object], batch: int = 500) -> int:
+        """Hand queued records to `handler` oldest first; delete each chunk once the handler returned.
+        A handler exception leaves the chunk queued and propagates."""
+        done = 0
+        with self._exclusive():
+            c = self._connect()
+            try:
+                while True:
+                    rows = c.execute("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (batch,)).fetchall()
+                    if not rows:
+                        return done
+                    handler([json.loads(p) for _, p in rows])
+                    c.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+                    done += len(rows)
+            finally:
+                c.close()
+
+
+class Flusher:
+    """A daemon thread draining an outbox every `interval` seconds, backing off while the database is down."""
+
+    def __init__(self, box: Outbox, handler: Callable[[list[dict]], object], interval: float = 0.5):
+        self.box, self.handler, self.interval = box, handler, interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.failing = False
+        self.thread = threading.Thread(target=self._run, name="outbox-flusher", daemon=True)
+
+    def start(self) -> Flusher:
+        self.thread.start()
+        return self
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        delay = self.interval
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            try:
+                self.box.drain(self.handler)
+                if self.failing:
+                    log.warning("database is back: outbox flushed")
+                self.failing, delay = False, self.interval
+            except Exception as e:  # the database is down or refusing: keep records, retry later
+                if not self.failing:
+                    log.warning("cannot flush detection records (kept in %s): %s", self.box.path, e)
+                self.failing, delay = True, min(max(delay * 2, 1.0), 10.0)

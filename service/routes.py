@@ -1,0 +1,253 @@
+"""The versioned HTTP API around LitServe's batching: detect (one and many), feedback, probes, metrics.
+
+Every image, whether it arrives alone or in a batch, is scored through LitServe's queue to the
+inference worker (submit()), so there is one scoring path with dynamic batching. The routes here
+only read bodies and talk to the records database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from model.etl.store import StoreError
+from model.preprocess import ImageError
+from service.api import request_bytes
+from service.metrics import StateCollector, render
+from service.records import NotFound
+
+log = logging.getLogger(__name__)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class Provenance(BaseModel):
+    c2pa: dict | None = None
+    iptc_digital_source_type: str | None = None
+    generator: str | None = None
+    software: str | None = None
+    ai_hint: bool = False
+    evidence: list[str] = []
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    uri: str
+
+
+class ImageOut(BaseModel):
+    sha256: str
+    width: int
+    height: int
+
+
+class DetectionOut(BaseModel):
+    id: str = Field(description="detection id; send it back with POST /v1/feedback")
+    score: float = Field(ge=0, le=1, description="calibrated probability that the image is AI-generated")
+    verdict: str = Field(description="ai_generated | real | uncertain (between the thresholds)")
+    thresholds: dict[str, float]
+    model: ModelOut
+    stage: str
+    provenance: Provenance = Field(description="metadata hints, reported beside the score, never replacing it")
+    image: ImageOut
+    kept_for_review: bool
+    latency_ms: float
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: int
+    result: DetectionOut | None = None
+    detail: str | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItem]
+
+
+class FeedbackIn(BaseModel):
+    detection_id: str = Field(min_length=1, max_length=36)
+    label: str = Field(description="ai | real")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    detection_id: str
+    label: str
+    given_by: str
+    held_back: bool
+    to_training: bool
+
+
+ERRORS = {
+    code: {"model": ErrorOut, "description": why}
+    for code, why in {
+        400: "malformed request",
+        401: "missing, invalid or revoked API key",
+        413: "too many bytes, pixels or images",
+        415: "not an image",
+        422: "an image that does not decode",
+        429: "rate limit; see Retry-After",
+    }.items()
+}
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "required": ["image"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image_b64": {"type": "string", "description": "base64 image bytes"}},
+                    "required": ["image_b64"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "required": ["images"],
+                }
+            }
+        },
+    }
+}
+
+
+def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _unavailable(e: Exception) -> JSONResponse:
+    log.warning("records database unavailable: %s", e)
+    return _error(503, "the records database is unavailable; nothing was stored, retry later", {"Retry-After": "5"})
+
+
+def build_router(server, lit_api, state) -> APIRouter:
+    from litserve.server import RegularRequestHandler
+
+    handler = RegularRequestHandler(lit_api, server)
+    settings = state.settings
+    collector = StateCollector(
+        queue_size=lambda: state.records.get().queue_size(),
+        drift_file=state.drift_file,
+        outbox_size=state.outbox.__len__,
+    )
+    router = APIRouter()
+
+    async def submit(data: bytes, key_id: str | None):
+        return await handler.handle_request({"data": data, "key_id": key_id}, dict)
+
+    @router.post(
+        "/v1/detect",
+        response_model=DetectionOut,
+        responses=ERRORS,
+        openapi_extra=IMAGE_BODY,
+        summary="Score one image: raw body, multipart field `image`, or JSON image_b64",
+    )
+    async def detect(request: Request):
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if ctype == "application/json":
+                payload = await request.json()
+            else:  # the body middleware turned raw uploads into multipart
+                payload = await request.form(max_files=2, max_fields=10)
+            data = request_bytes(payload)
+        except ImageError as e:
+            return _error(e.status, e.message)
+        except Exception:  # a form the multipart parser refuses
+            return _error(400, "the body is not a valid multipart form; send the image as field 'image'")
+        finally:
+            if ctype != "application/json" and "payload" in locals():
+                await payload.close()
+        return await submit(data, getattr(request.state, "key_id", None))
+
+    @router.post(
+        "/v1/detect/batch",
+        response_model=BatchOut,
+        responses=ERRORS,
+        openapi_extra=BATCH_BODY,
+        summary=f"Score up to {settings.max_images_per_request} images (multipart field `images`, repeated)",
+    )
+    async def detect_batch(request: Request):
+        limit = settings.max_images_per_request
+        try:
+            form = await request.form(max_files=limit + 1, max_fields=limit + 1)
+        except Exception:
+            return _error(400, f"send a multipart form with up to {limit} files in field 'images'")
+        try:
+            files = [f for name in ("images", "image[]", "image") for f in form.getlist(name)]
+            if not files:
+                return _error(400, "multipart body has no files in field 'images'")
+            if len(files) > limit:
+                return _error(413, f"{len(files)} images in one request; the limit is {limit}")
+            if any(isinstance(f, str) for f in files):
+                return _error(400, "field 'images' must hold file uploads, not text")
+            blobs = [await f.read() for f in files]
+        finally:
+            await form.close()
+        key_id = getattr(request.state, "key_id", None)
+        answers = await asyncio.gather(*(submit(b, key_id) for b in blobs))
+        results = []
+        for i, a in enumerate(answers):
+            if isinstance(a, Response):  # an ImageError that became a 4xx in the worker
+                import json
+
+                results.append({"index": i, "status": a.status_code, "detail": json.loads(a.body)["detail"]})
+            else:
+                results.append({"index": i, "status": 200, "result": a})
+        return {"results": results}
+
+    @router.post(
+        "/v1/feedback",
+        status_code=201,
+        response_model=FeedbackOut,
+        responses={**ERRORS, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+        summary="Label an earlier detection (ai | real); stored before the answer",
+    )
+    async def feedback(body: FeedbackIn, request: Request):
+        who = getattr(request.state, "who", None) or "anonymous"
+        try:
+            db = await asyncio.to_thread(state.db)
+            return await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, who, body.note)
+        except NotFound as e:
+            return _error(404, str(e))
+        except ValueError as e:
+            return _error(422, str(e))
+        except (StoreError, OSError) as e:
+            return _unavailable(e)
+        except Exception as e:  # a driver error outside the store's translation: still the database's fault
+            return _unavailable(e)
+
+    @router.get("/livez", summary="Liveness: the HTTP process answers (GET /health is readiness)")
+    async def livez():
+        return {"status": "alive"}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics():
+        body, ctype = await asyncio.to_thread(render, collector)
+        return Response(body, media_type=ctype)
+
+    return router

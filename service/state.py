@@ -1,0 +1,90 @@
+"""What the HTTP process keeps between requests: settings, the records database, keys, limits, secrets.
+
+Made in the parent before LitServe forks its HTTP process; nothing here opens a connection until
+first use, so every process gets connections of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from aidetect.settings import Settings
+from service.api import LazyRecords, outbox_path
+from service.auth import RateLimiter, key_matches, parse_key
+from service.outbox import Outbox
+from service.records import KeyRow
+
+log = logging.getLogger(__name__)
+
+
+class KeyCache:
+    """API keys as last read from the database, refreshed every `ttl` seconds; while the database is down
+    the last good copy keeps detection working (revocations then wait for it to return)."""
+
+    def __init__(self, load, ttl: float = 2.0):
+        self.load, self.ttl = load, ttl
+        self._keys: dict[str, KeyRow] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def keys(self) -> dict[str, KeyRow] | None:
+        with self._lock:
+            if self._keys is None or time.monotonic() - self._at > self.ttl:
+                try:
+                    self._keys = {k.id: k for k in self.load()}
+                except Exception as e:
+                    log.warning("cannot refresh API keys (using the last copy): %s", e)
+                self._at = time.monotonic()
+            return self._keys
+
+    def check(self, secret: str) -> KeyRow | None:
+        key_id = parse_key(secret)
+        keys = self.keys() or {}
+        row = keys.get(key_id) if key_id else None
+        if row is None or row.revoked or not key_matches(secret, row.key_hash):
+            return None
+        return row
+
+    def any_active(self) -> bool:
+        return any(not k.revoked for k in (self.keys() or {}).values())
+
+
+def session_secret(settings: Settings) -> bytes:
+    """AIDETECT_SESSION_SECRET where replicas must share sessions; else a random key kept under home."""
+    env = os.environ.get("AIDETECT_SESSION_SECRET")
+    if env:
+        return env.encode()
+    path = Path(settings.home) / "session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+class ServiceState:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.records = LazyRecords(settings)
+        self.outbox = Outbox(outbox_path(settings))
+        self.keys = KeyCache(lambda: self.records.get().keys())
+        self.limiter = RateLimiter()
+        self.secret = session_secret(settings)
+        self.drift_file = Path(settings.home) / "monitoring" / "drift.json"
+
+    def db(self):
+        """The records database, with every queued detection flushed into it first; raises when it is down."""
+        records = self.records.get()
+        try:
+            self.outbox.drain(records.insert_detections)
+        except Exception:
+            self.records._records = None
+            records.close()
+            raise
+        return records
