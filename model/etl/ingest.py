@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from model.etl.connectors.base import Connector, ConnectorError, MediaTooLarge
@@ -268,7 +268,7 @@ def process_batch(
                     status = ingestor.process(
                         s, item, data, error, query=query, quarantine=quarantine, analysis=rest[0] if rest else None
                     )
-            except (StoreError, ObjectStoreError, OperationalError, InterfaceError):
+            except (StoreError, ObjectStoreError, OperationalError, InterfaceError, IntegrityError):
                 raise  # the store itself is failing: abort the batch (nothing committed), never blame the item
             except Exception as e:  # one item's bad metadata (or a bug) must not lose the batch
                 log.exception("item %s/%s failed", item.source, item.post_id)

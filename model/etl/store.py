@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from model.etl.db import (
@@ -109,6 +109,12 @@ class Store:
         except (OperationalError, InterfaceError, ProgrammingError) as e:
             detail = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e) else type(e).__name__
             raise StoreError(f"database {masked(self.url)} failed while {doing}: {detail}") from None
+        except IntegrityError as e:
+            detail = str(getattr(e, "orig", e)).strip().splitlines()[0]
+            raise StoreError(
+                f"database {masked(self.url)}: another writer stored the same rows first while {doing} ({detail}); "
+                "nothing of this batch was kept, run again to continue"
+            ) from None
         except ObjectStoreError as e:
             raise StoreError(str(e)) from None
 

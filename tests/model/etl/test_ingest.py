@@ -21,7 +21,7 @@ from model.etl.db import Cursor, Sighting
 from model.etl.db import Image as ImageRow
 from model.etl.fakeapi import Fault
 from model.etl.ingest import Report, ingest_source, parse_duration, run_every
-from model.etl.store import Store
+from model.etl.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -345,3 +345,14 @@ def test_malformed_posts_are_counted_and_do_not_block_later_runs(fake, store):
     first = ingest_source(_conn("instagram", fake), "aiart", store)
     assert first.error is None and first.counts["malformed_posts"] == 1
     assert _count(store, Sighting) == _media_items(fake) - 1
+
+
+def test_a_concurrent_writer_is_a_clear_error_and_the_next_run_continues(fake, store):
+    """Two collectors of one query (an overlapping CronJob): the loser of an insert race stops cleanly."""
+    ingest_source(_conn("mastodon", fake), "aiart", store, limit=1)
+    first = _sightings(store)[0]
+    with pytest.raises(StoreError, match="another writer stored the same rows first"):
+        with store.session("storing a batch") as s:  # what the slower writer's commit amounts to
+            s.add(Sighting(source=first.source, post_id=first.post_id, media_key=first.media_key, status="stored"))
+    again = ingest_source(_conn("mastodon", fake), "aiart", store)
+    assert again.error is None and _count(store, Sighting) == _media_items(fake)
