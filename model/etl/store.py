@@ -217,11 +217,11 @@ class Store:
             ).all()
         return {
             "images": images,
-            "by_source": {str(k): v for k, v in by_source.items()},
-            "by_label": {str(k): v for k, v in labels.items()},
-            "by_label_origin": {str(k): v for k, v in by_label.items()},
-            "by_split": {str(k): v for k, v in splits.items()},
-            "sightings": {str(k): v for k, v in statuses.items()},
+            "by_source": {("none" if k is None else str(k)): v for k, v in by_source.items()},
+            "by_label": {("none" if k is None else str(k)): v for k, v in labels.items()},
+            "by_label_origin": {("none" if k is None else str(k)): v for k, v in by_label.items()},
+            "by_split": {("none" if k is None else str(k)): v for k, v in splits.items()},
+            "sightings": {("none" if k is None else str(k)): v for k, v in statuses.items()},
             "top_quarantine_reasons": [{"reason": r, "count": c} for r, c in reasons],
             "database": masked(self.url),
             "objects": self.objects.url,
