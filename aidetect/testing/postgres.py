@@ -6,6 +6,7 @@
     ...
     pg.stop()                                # immediate shutdown, directory removed
     with start_postgres() as pg: ...         # the same, stopped on leaving the block
+    url, stop = start_postgres(tmp_path)     # or as a pair
 
 Needs the Debian `postgresql` package (scripts/setup-system.sh installs it). PostgreSQL refuses to
 run as root, so under root the cluster is created and started as `postgres` in a directory that
@@ -73,6 +74,10 @@ class Postgres:
         finally:
             conn.close()
         return self.database_url(name)
+
+    def __iter__(self):
+        """`url, stop = start_postgres(tmp)` works too."""
+        return iter((self.url, self.stop))
 
     def __enter__(self) -> Postgres:
         return self
