@@ -232,7 +232,8 @@ class Records:
             }
 
     def _pairs(self, s, given_by: str, extra: tuple[str, str] | None = None) -> list[tuple[str, str]]:
-        """(my label, someone else's label) for every image both of us labelled."""
+        """(my label, someone else's label) for every image both of us labelled; labels already held back
+        do not count against anyone, so one contrarian cannot drag the others under the bar."""
         mine = dict(s.execute(select(Feedback.sha256, Feedback.label).where(Feedback.given_by == given_by)).all())
         if extra:
             mine[extra[0]] = extra[1]
@@ -240,7 +241,7 @@ class Records:
             return []
         others = s.execute(
             select(Feedback.sha256, Feedback.label).where(
-                Feedback.sha256.in_(list(mine)), Feedback.given_by != given_by
+                Feedback.sha256.in_(list(mine)), Feedback.given_by != given_by, Feedback.held_back.is_(False)
             )
         ).all()
         return [(mine[sha], lab) for sha, lab in others]

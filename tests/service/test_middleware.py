@@ -1,0 +1,100 @@
+"""Auth, rate limits and request metrics, in-process over httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from aidetect.settings import Settings
+from service.auth import RateLimiter, hash_key, new_key
+from service.middleware import AuthMiddleware, MetricsMiddleware
+from service.records import KeyRow
+from service.state import KeyCache
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class FakeState:
+    def __init__(self, settings, keys):
+        self.settings = settings
+        self.keys = KeyCache(lambda: keys, ttl=0)
+        self.limiter = RateLimiter()
+
+
+def make_app(settings: Settings, keys: list[KeyRow]):
+    async def echo(request: Request):
+        return JSONResponse({"key_id": request.state.key_id, "who": request.state.who})
+
+    async def boom(request: Request):
+        raise RuntimeError("secret internals")
+
+    routes = [Route("/v1/detect", echo, methods=["POST"]), Route("/other", echo), Route("/v1/boom", boom)]
+    app = Starlette(routes=routes)
+    app.add_middleware(AuthMiddleware, state=FakeState(settings, keys))
+    app.add_middleware(MetricsMiddleware)
+    return app
+
+
+@pytest.fixture
+def key():
+    key_id, secret = new_key()
+    return secret, KeyRow(key_id, "bot", hash_key(secret), 3, False)
+
+
+def client(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t")
+
+
+async def test_required_auth_refuses_missing_wrong_and_revoked_keys(key, tmp_path):
+    secret, row = key
+    revoked_id, revoked_secret = new_key()
+    rows = [row, KeyRow(revoked_id, "old", hash_key(revoked_secret), None, True)]
+    app = make_app(Settings(home=tmp_path, auth_required=True), rows)
+    async with client(app) as c:
+        r = await c.post("/v1/detect")
+        assert r.status_code == 401 and "API key" in r.json()["detail"] and r.headers["www-authenticate"] == "Bearer"
+        assert (await c.post("/v1/detect", headers={"Authorization": "Bearer aid_nope"})).status_code == 401
+        assert (await c.post("/v1/detect", headers={"X-API-Key": revoked_secret})).status_code == 401
+        ok = await c.post("/v1/detect", headers={"Authorization": f"Bearer {secret}"})
+        assert ok.status_code == 200 and ok.json() == {"key_id": row.id, "who": f"key:{row.id}"}
+        assert (await c.get("/other")).status_code != 401  # probes and the page are not /v1/
+
+
+async def test_open_mode_serves_without_key_but_still_checks_a_sent_one(key, tmp_path):
+    app = make_app(Settings(home=tmp_path, auth_required=False), [key[1]])
+    async with client(app) as c:
+        r = await c.post("/v1/detect")
+        assert r.status_code == 200 and r.json()["key_id"] is None and r.json()["who"].startswith("client:")
+        assert (await c.post("/v1/detect", headers={"X-API-Key": "aid_000000000000_x"})).status_code == 401
+
+
+async def test_per_key_rate_limit_answers_429_with_retry_after(key, tmp_path):
+    secret, row = key  # 3 a minute
+    app = make_app(Settings(home=tmp_path, auth_required=True, rate_limit_per_minute=1000), [row])
+    async with client(app) as c:
+        codes = [(await c.post("/v1/detect", headers={"X-API-Key": secret})).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = await c.post("/v1/detect", headers={"X-API-Key": secret})
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 20 and "rate limit" in r.json()["detail"]
+
+
+async def test_metrics_count_requests_by_endpoint_and_status(key, tmp_path):
+    from service.metrics import metrics
+
+    m = metrics()
+    before = m.requests.labels("detect", "401")._value.get()
+    app = make_app(Settings(home=tmp_path, auth_required=True), [key[1]])
+    async with client(app) as c:
+        await c.post("/v1/detect")
+        await c.get("/v1/boom", headers={"X-API-Key": key[0]})
+    assert m.requests.labels("detect", "401")._value.get() == before + 1
+    assert m.requests.labels("other", "500")._value.get() >= 1

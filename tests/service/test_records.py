@@ -1,0 +1,157 @@
+"""Records on an embedded SQLite store: detections, kept images, feedback into the data pipeline's labels,
+the agreement rule, the review queue, accuracy and retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+
+import pytest
+from PIL import Image as PILImage
+
+from model.etl.db import Image, LabelEvent
+from model.etl.objects import sha256_hex
+from model.etl.snapshots import write_snapshot
+from service.records import NotFound, Records, agreement, held_back_by_rule
+
+
+def png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (24, 16), (seed % 256, (seed * 7) % 256, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def db(tmp_path):
+    r = Records.open(url=f"sqlite:///{tmp_path / 'etl.db'}", objects=str(tmp_path / "objects"))
+    yield r
+    r.close()
+
+
+def detection(db: Records, data: bytes, verdict="uncertain", score=0.5, when=None, keep=True) -> dict:
+    sha = sha256_hex(data)
+    if keep:
+        db.store.objects.put(sha, data)
+    return {
+        "id": str(uuid.uuid4()),
+        "sha256": sha,
+        "score": score,
+        "verdict": verdict,
+        "stage": "fast",
+        "model_name": "aidetect",
+        "model_version": "3",
+        "api_key_id": "abc",
+        "created_at": (when or dt.datetime.now(dt.UTC)).isoformat(),
+        "width": 24,
+        "height": 16,
+        "size_bytes": len(data),
+        "provenance": {"ai_hint": False, "software": "GIMP"},
+        "kept": keep,
+    }
+
+
+def test_insert_is_idempotent_and_kept_images_join_the_data_store(db):
+    rows = [detection(db, png(1)), detection(db, png(2), verdict="real", score=0.1, keep=False)]
+    assert db.insert_detections(rows) == 2
+    assert db.insert_detections(rows) == 0  # a flush repeated after a crash stores nothing twice
+    assert db.count_detections() == 2
+    with db.session("check") as s:
+        img = s.get(Image, rows[0]["sha256"])
+        assert img.source == "service" and img.label is None and img.software == "GIMP"
+        assert img.phash != "0" * 16
+        assert s.get(Image, rows[1]["sha256"]) is None  # only uncertain (kept) images are stored
+    assert db.image_bytes(rows[0]["sha256"]) == png(1)
+
+
+def test_feedback_becomes_a_moderator_label_in_the_next_snapshot(db, tmp_path):
+    row = detection(db, png(3))
+    db.insert_detections([row])
+    out = db.add_feedback(row["id"], "AI", given_by="moderator:alice")
+    assert out["label"] == "ai" and out["to_training"] and not out["held_back"]
+    with db.session("check") as s:
+        ev = s.query(LabelEvent).one()
+        assert (ev.label, ev.origin, ev.moderator) == ("ai", "moderator", "moderator:alice")
+    info = write_snapshot(db.store, tmp_path / "snaps")
+    csv = info.csv.read_text()
+    assert row["sha256"] in csv and "moderator" in csv
+    assert db.queue() == []  # labelled: out of the queue
+
+
+def test_feedback_errors(db):
+    with pytest.raises(NotFound):
+        db.add_feedback("no-such-id", "ai", "key:x")
+    row = detection(db, png(4))
+    db.insert_detections([row])
+    with pytest.raises(ValueError, match="label"):
+        db.add_feedback(row["id"], "maybe", "key:x")
+
+
+def test_agreement_rule():
+    assert agreement([]) is None
+    assert not held_back_by_rule([("ai", "real")] * 4)  # too little overlap to judge
+    assert held_back_by_rule([("ai", "real")] * 3 + [("ai", "ai")] * 2)  # 40 % agreement
+    assert not held_back_by_rule([("ai", "ai")] * 3 + [("ai", "real")] * 2)  # 60 %
+
+
+def test_a_contrarian_moderator_is_held_back_from_training(db):
+    rows = [detection(db, png(10 + i)) for i in range(7)]
+    db.insert_detections(rows)
+    for r in rows:
+        db.add_feedback(r["id"], "ai", "moderator:alice")
+        db.add_feedback(r["id"], "ai", "moderator:bob")
+    outs = [db.add_feedback(r["id"], "real", "moderator:mallory") for r in rows]
+    # Each image gives two comparisons (with alice, with bob): after two images (4 < MIN_OVERLAP)
+    # there is too little to judge; from the third on Mallory's labels are held back.
+    assert [o["held_back"] for o in outs] == [False] * 2 + [True] * 5
+    assert db.agreement_of("moderator:mallory")["agreement"] == 0.0
+    assert db.agreement_of("moderator:alice")["agreement"] > 0.5
+    with db.session("check") as s:
+        assert s.get(Image, rows[-1]["sha256"]).label == "ai"  # the held-back "real" did not overwrite it
+
+
+def test_queue_filters_size_and_accuracy(db):
+    rows = [
+        detection(db, png(20), score=0.45),
+        detection(db, png(21), score=0.55),
+        detection(db, png(22), verdict="ai_generated", score=0.9, keep=False),
+        detection(db, png(23), verdict="real", score=0.1, keep=False),
+    ]
+    rows[1]["model_version"] = "4"
+    rows[1]["provenance"] = {"ai_hint": True}
+    db.insert_detections(rows)
+    assert db.queue_size() == 2
+    assert [q["id"] for q in db.queue(verdict="uncertain")] == [rows[0]["id"], rows[1]["id"]]
+    assert [q["id"] for q in db.queue(min_score=0.5)] == [rows[1]["id"]]
+    assert [q["id"] for q in db.queue(model_version="3")] == [rows[0]["id"]]
+    assert [q["id"] for q in db.queue(ai_hint=True)] == [rows[1]["id"]]
+    db.add_feedback(rows[2]["id"], "ai", "key:k")  # verdict confirmed
+    db.add_feedback(rows[3]["id"], "ai", "key:k")  # verdict wrong
+    db.add_feedback(rows[0]["id"], "real", "key:k")  # uncertain: not counted for accuracy
+    acc = db.accuracy()
+    assert (acc["decided"], acc["correct"], acc["accuracy"], acc["uncertain_labelled"]) == (2, 1, 0.5, 1)
+    assert db.queue_size() == 1
+
+
+def test_prune_forgets_unlabelled_images_past_retention_only(db):
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    stale, labelled, fresh = detection(db, png(30), when=old), detection(db, png(31), when=old), detection(db, png(32))
+    db.insert_detections([stale, labelled, fresh])
+    db.add_feedback(labelled["id"], "real", "moderator:alice")
+    out = db.prune(retention_days=30)
+    assert out == {"detections_expired": 1, "images_deleted": 1, "objects_deleted": 1}
+    assert db.image_bytes(stale["sha256"]) is None
+    assert db.image_bytes(labelled["sha256"]) == png(31) and db.image_bytes(fresh["sha256"]) == png(32)
+    assert db.get_detection(stale["id"])["kept"] is False  # the record itself stays
+    assert stale["id"] not in [q["id"] for q in db.queue()]
+
+
+def test_keys_and_moderators(db):
+    db.add_key("k1", "bot", "h" * 64, 30)
+    db.revoke_key("k1")
+    assert [(k.id, k.revoked, k.rate_per_minute) for k in db.keys()] == [("k1", True, 30)]
+    with pytest.raises(NotFound):
+        db.revoke_key("nope")
+    db.set_moderator("alice", "hash1")
+    db.set_moderator("alice", "hash2")
+    assert db.moderators() == ["alice"] and db.moderator_hash("alice") == "hash2"
