@@ -32,8 +32,9 @@ class Server:
     log: Path | None = None
     env: dict = field(default_factory=dict)
 
-    def stop(self) -> None:
-        servers.stop(self.proc)
+    def stop(self, timeout: float = 5.0) -> None:
+        # Nothing here needs a graceful shutdown; a stuck worker should not hold up a test session.
+        servers.stop(self.proc, timeout)
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log and self.log.exists() else ""
