@@ -121,7 +121,7 @@ def combine(fast_result: dict, second: dict | None) -> dict:
         verdict=second["verdict"],
         fast={"score": fast_result.get("score"), "verdict": fast_result.get("verdict")},
     )
-    if second.get("explanation"):
+    if second.get("explanation") is not None:
         out["explanation"] = second["explanation"]
     if second.get("model"):
         out["second_model"] = second["model"]

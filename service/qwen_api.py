@@ -111,9 +111,6 @@ class QwenAPI(ls.LitAPI):
         self.pre = PreprocessConfig(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         log.info("serving Qwen detector %s on %s", self.model_info["uri"], dev)
 
-    def health(self) -> bool:
-        return self.detector is not None
-
     def decode_request(self, request):
         return decode(request, self.pre)
 

@@ -1,0 +1,270 @@
+"""The Qwen LitServe API as a real server process, and the cascade client in front of it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("peft")
+
+from model.preprocess import ImageError  # noqa: E402
+from service.cascade import SecondStage, combine, needs_second_stage, parse_second  # noqa: E402
+from service.qwen_api import parse_request  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAST_UNCERTAIN = {"score": 0.55, "verdict": "uncertain", "stage": "fast", "model": {"name": "aidetect"}}
+FAST_CONFIDENT = {"score": 0.02, "verdict": "real", "stage": "fast", "model": {"name": "aidetect"}}
+
+
+def jpeg(seed: int = 0, size=(80, 64)) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- pure pieces
+
+
+def test_request_parsing():
+    data, explain = parse_request({"image_b64": base64.b64encode(b"abc").decode(), "explain": True})
+    assert data == b"abc" and explain is True
+    assert parse_request({"image_b64": base64.b64encode(b"x").decode()})[1] is False
+    with pytest.raises(ImageError, match="image_b64") as e:
+        parse_request({"image": "nope"})
+    assert e.value.status == 400
+    with pytest.raises(ImageError, match="not valid base64"):
+        parse_request({"image_b64": "***"})
+
+
+def test_combine_keeps_the_fast_verdict_without_a_second_opinion():
+    assert not needs_second_stage(FAST_CONFIDENT) and needs_second_stage(FAST_UNCERTAIN)
+    out = combine(FAST_CONFIDENT, None)
+    assert out["stage"] == "fast" and out["verdict"] == "real" and "review" not in out
+    out = combine(FAST_UNCERTAIN, None)
+    assert out["stage"] == "fast" and out["verdict"] == "uncertain" and out["review"] is True
+    assert FAST_UNCERTAIN["stage"] == "fast" and "review" not in FAST_UNCERTAIN  # input not mutated
+
+
+def test_combine_takes_the_qwen_verdict_and_explanation():
+    second = {"score": 0.91, "verdict": "ai_generated", "explanation": "Waxy skin.", "model": {"version": "3"}}
+    out = combine(FAST_UNCERTAIN, second)
+    assert out["stage"] == "qwen" and out["verdict"] == "ai_generated" and out["score"] == 0.91
+    assert out["explanation"] == "Waxy skin." and out["fast"] == {"score": 0.55, "verdict": "uncertain"}
+    assert out["model"] == {"name": "aidetect"} and out["second_model"] == {"version": "3"}
+    assert parse_second({"score": "high"}) is None
+
+
+def test_second_stage_treats_5xx_as_down_and_4xx_as_this_image():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(503 if len(calls) == 1 else 415, json={"detail": "x"})
+
+    stage = SecondStage("http://qwen", timeout=1, cooldown=0.2, transport=httpx.MockTransport(handler))
+    assert stage.score(b"img") is None and not stage.available()  # 503: cooling down
+    assert stage.score(b"img") is None and len(calls) == 1  # not even tried during the cooldown
+    time.sleep(0.25)
+    assert stage.score(b"img") is None and stage.available()  # 415: the server is fine
+    assert stage.last_error == "HTTP 415" and len(calls) == 2
+
+
+class SlowServer:
+    """Accepts the connection, then answers too late: a Qwen stage that times out."""
+
+    def __init__(self, delay: float):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                time.sleep(delay)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_slow_or_absent_second_stage_answers_none_within_its_timeout():
+    slow = SlowServer(delay=3.0)
+    try:
+        t0 = time.monotonic()
+        assert SecondStage(slow.url, timeout=0.5).score(jpeg()) is None
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        slow.close()
+    t0 = time.monotonic()
+    absent = SecondStage(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    assert absent.score(jpeg()) is None and time.monotonic() - t0 < 2.0
+    assert combine(FAST_UNCERTAIN, None)["stage"] == "fast"
+
+
+# --------------------------------------------------------------------------- the real server
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """A tiny Qwen detector trained a few steps and registered in a sqlite MLflow: (uri, env)."""
+    import torch
+
+    from aidetect.settings import get_settings
+    from model.qwen.config import load_config
+    from model.qwen.synthetic import write_synthetic_manifest
+    from model.qwen.tracking import log_and_register
+    from model.qwen.train import train
+
+    tmp = tmp_path_factory.mktemp("qwen-svc")
+    manifest = write_synthetic_manifest(tmp / "data", n_per_class=4)
+    cfg = load_config(
+        REPO / "configs" / "qwen2vl_tiny.yaml",
+        {"manifest": str(manifest), "train_sources": ["synthetic"], "max_steps": 3, "batch_size": 4, "log_every": 0},
+    )
+    threads = torch.get_num_threads()
+    result = train(cfg, tmp / "bundle")
+    torch.set_num_threads(threads)
+    env = {"AIDETECT_HOME": str(tmp / "home"), "AIDETECT_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        ref = log_and_register(result, get_settings(), name="qwen-svc")
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return ref.uri, env
+
+
+@pytest.fixture(scope="module")
+def qwen_server(registered):
+    uri, env = registered
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-c",
+        "from aidetect.cli import app; app()",
+        "qwen",
+        "serve",
+        "--model-uri",
+        uri,
+        "--port",
+        str(port),
+        "--max-batch-size",
+        "4",
+        "--batch-timeout",
+        "0.05",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited {proc.returncode}: {proc.stdout.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("Qwen server did not become healthy in 120 s")
+            time.sleep(0.5)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.mark.slow
+def test_the_server_scores_explains_and_refuses_bad_images(qwen_server):
+    url, _ = qwen_server
+    body = {"image_b64": base64.b64encode(jpeg(1)).decode()}
+    r = httpx.post(f"{url}/v1/qwen", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert 0 <= out["score"] <= 1 and out["verdict"] in ("real", "ai_generated") and out["stage"] == "qwen"
+    assert "explanation" not in out and out["model"]["uri"] == "models:/qwen-svc/1"
+
+    r = httpx.post(f"{url}/v1/qwen", json={**body, "explain": True}, timeout=60)
+    assert r.status_code == 200 and isinstance(r.json()["explanation"], str)
+    assert r.json()["score"] == pytest.approx(out["score"], abs=1e-5)
+
+    r = httpx.post(f"{url}/v1/qwen", json={"image_b64": base64.b64encode(b"not an image").decode()}, timeout=30)
+    assert r.status_code == 415 and "not an image" in r.json()["detail"]
+    files = {"image": ("x.jpg", jpeg(1), "image/jpeg")}
+    r = httpx.post(f"{url}/v1/qwen", files=files, timeout=30)
+    assert r.status_code == 200 and r.json()["score"] == pytest.approx(out["score"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(qwen_server):
+    url, _ = qwen_server
+    images = [jpeg(10 + i) for i in range(6)] + [b"garbage"]
+
+    def post(data):
+        return httpx.post(f"{url}/v1/qwen", json={"image_b64": base64.b64encode(data).decode()}, timeout=60)
+
+    with ThreadPoolExecutor(7) as pool:
+        replies = list(pool.map(post, images))
+    assert [r.status_code for r in replies] == [200] * 6 + [415]  # one bad image costs only itself
+    alone = post(images[3]).json()["score"]
+    assert replies[3].json()["score"] == pytest.approx(alone, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_cascade_uses_the_qwen_stage_then_falls_back_when_it_goes_away(qwen_server):
+    url, proc = qwen_server
+    stage = SecondStage(url, timeout=30, explain=True)
+    second = stage.score(jpeg(2))
+    assert second is not None and isinstance(second["explanation"], str)
+    out = combine(FAST_UNCERTAIN, second)
+    assert out["stage"] == "qwen" and out["explanation"] == second["explanation"]
+    assert out["second_model"]["uri"] == "models:/qwen-svc/1"
+
+    # the stage is scaled to zero: the whole process group stops, the cascade answers from the fast stage
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=15)
+    t0 = time.monotonic()
+    assert stage.score(jpeg(2)) is None
+    assert time.monotonic() - t0 < 5
+    out = combine(FAST_UNCERTAIN, stage.score(jpeg(2)))
+    assert out["stage"] == "fast" and out["verdict"] == "uncertain" and out["review"] is True
