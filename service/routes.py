@@ -8,7 +8,9 @@ only read bodies and talk to the records database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -74,7 +76,7 @@ class BatchOut(BaseModel):
 
 class FeedbackIn(BaseModel):
     detection_id: str = Field(min_length=1, max_length=36)
-    label: str = Field(description="ai | real")
+    label: Literal["ai", "real"]
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -134,6 +136,43 @@ BATCH_BODY = {
         },
     }
 }
+
+
+def validation_message(errors: list[dict]) -> str:
+    """FastAPI's validation errors as one readable line."""
+    parts = []
+    for e in errors[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def fix_openapi(app) -> None:
+    """LitServe's probes answer text; say so, so the document matches what the server does."""
+    base = app.openapi
+
+    def openapi():
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = base()
+        text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+        if "/health" in doc["paths"]:
+            doc["paths"]["/health"]["get"]["summary"] = "Readiness: 200 once the model is loaded, else 503"
+            doc["paths"]["/health"]["get"]["responses"] = {
+                "200": {"description": "ready", **text},
+                "503": {"description": "still loading", **text},
+            }
+        for op in doc["paths"].values():
+            for spec in op.values():
+                if "422" in spec.get("responses", {}):
+                    spec["responses"]["422"] = {
+                        "description": "invalid request or undecodable image",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                    }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -198,7 +237,7 @@ def build_router(server, lit_api, state) -> APIRouter:
         except Exception:
             return _error(400, f"send a multipart form with up to {limit} files in field 'images'")
         try:
-            files = [f for name in ("images", "image[]", "image") for f in form.getlist(name)]
+            files = [f for name in ("images", "image[]") for f in form.getlist(name)]
             if not files:
                 return _error(400, "multipart body has no files in field 'images'")
             if len(files) > limit:
@@ -213,8 +252,6 @@ def build_router(server, lit_api, state) -> APIRouter:
         results = []
         for i, a in enumerate(answers):
             if isinstance(a, Response):  # an ImageError that became a 4xx in the worker
-                import json
-
                 results.append({"index": i, "status": a.status_code, "detail": json.loads(a.body)["detail"]})
             else:
                 results.append({"index": i, "status": 200, "result": a})
@@ -242,10 +279,15 @@ def build_router(server, lit_api, state) -> APIRouter:
             return _unavailable(e)
 
     @router.get("/livez", summary="Liveness: the HTTP process answers (GET /health is readiness)")
-    async def livez():
+    async def livez() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics():
         body, ctype = await asyncio.to_thread(render, collector)
         return Response(body, media_type=ctype)

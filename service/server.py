@@ -13,20 +13,22 @@ import sys
 
 import litserve as ls
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import ImageBodyMiddleware
 from service.middleware import AuthMiddleware, MetricsMiddleware
+from service.routes import validation_message
 
 log = logging.getLogger(__name__)
 
 
 def build_server(settings: Settings) -> ls.LitServer:
     from service.moderate import build_moderator_router
-    from service.routes import build_router
+    from service.routes import build_router, fix_openapi
     from service.state import ServiceState
 
     api = DetectorAPI(settings)
@@ -60,11 +62,30 @@ def build_server(settings: Settings) -> ls.LitServer:
     app.description = "Tell whether an image was made by AI. Auth, limits and errors: docs/api.md."
     # Our /v1/detect (routes.py) reads the body and hands LitServe's queue the bytes and the caller's key id.
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in ("/v1/detect", "/")]
+    _text_health(app)
     app.include_router(build_router(server, api, state))
     app.include_router(build_moderator_router(state))
     app.add_exception_handler(Exception, _no_traceback)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    fix_openapi(app)
     server.state = state
     return server
+
+
+def _text_health(app) -> None:
+    """LitServe's readiness probe, answering with a Content-Type (text/plain) like every other route."""
+    original = next(r.endpoint for r in app.router.routes if getattr(r, "path", None) == "/health")
+
+    async def health(request: Request) -> PlainTextResponse:
+        resp = await original(request)
+        return PlainTextResponse(resp.body.decode(), status_code=resp.status_code)
+
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/health"]
+    app.add_api_route("/health", health, methods=["GET"], response_class=PlainTextResponse)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
 
 
 async def _no_traceback(request: Request, exc: Exception) -> JSONResponse:
