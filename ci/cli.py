@@ -159,6 +159,7 @@ def promote(
     to: str = typer.Option(..., "--to", help="staging, canary or production"),
     version: str = typer.Option(None, "--version", help="version to promote [the holder of the stage before]"),
     commit: bool = typer.Option(None, "--commit/--no-commit", help="commit the pin [env AIDETECT_CI_COMMIT]"),
+    pin: bool = typer.Option(None, "--pin/--no-pin", help="write the pin in gitops/ [env AIDETECT_CI_PIN]"),
     gitops_repo: Path = REPO,
     tracking_uri: str = TRACKING,
 ) -> None:
@@ -167,10 +168,10 @@ def promote(
 
     settings = _settings(tracking_uri)
     try:
-        res = run(settings, _config(commit=commit, gitops_repo=gitops_repo), to, version)
+        res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), to, version)
     except _errors() as e:
         raise _fail(str(e)) from None
-    _emit({**res.outputs(), "message": res.message.splitlines()[0]})
+    _emit(res.outputs())
 
 
 @app.command()
@@ -179,6 +180,7 @@ def rollback(
     version: str = typer.Option(None, "--version", help="the version to take out [the one pinned now]"),
     to_version: str = typer.Option(None, "--to-version", help="put this one back [what --version replaced]"),
     commit: bool = typer.Option(None, "--commit/--no-commit", help="commit the pin [env AIDETECT_CI_COMMIT]"),
+    pin: bool = typer.Option(None, "--pin/--no-pin", help="write the pin in gitops/ [env AIDETECT_CI_PIN]"),
     gitops_repo: Path = REPO,
     tracking_uri: str = TRACKING,
 ) -> None:
@@ -188,10 +190,10 @@ def rollback(
 
     settings = _settings(tracking_uri)
     try:
-        res = run(settings, _config(commit=commit, gitops_repo=gitops_repo), stage, version, to_version)
+        res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), stage, version, to_version)
     except _errors() as e:
         raise _fail(str(e)) from None
-    _emit({**res.outputs(), "message": res.message.splitlines()[0]})
+    _emit(res.outputs())
 
 
 @app.command()

@@ -53,6 +53,7 @@ class CIConfig(BaseSettings):
     # --- the pin in Git ---
     gitops_repo: Path = Field(_REPO_ROOT, description="git checkout holding gitops/; pins are committed there")
     overlays: str = Field("gitops/apps/detector/overlays", description="overlay folders, relative to gitops_repo")
+    pin: bool = Field(True, description="write the pin in gitops/ (false: move the alias only; a later job pins)")
     commit: bool = Field(True, description="commit the pin change (false: only write the file)")
 
     # --- triggers (ci/triggers.py) ---

@@ -378,7 +378,7 @@ class MoveResult:
 
     def outputs(self) -> dict:
         return {"stage": self.stage, "version": self.version, "previous": self.previous or "",
-                "changed": self.changed, "commit": self.commit or ""}
+                "changed": self.changed, "commit": self.commit or "", "message": self.message}
 
 
 def _read_pin(overlay: Path) -> str | None:
@@ -386,6 +386,15 @@ def _read_pin(overlay: Path) -> str | None:
         return str(gitops_pin.read_pin(overlay))
     except gitops_pin.PinError as e:
         raise StepError(str(e)) from None
+
+
+def _current(settings: Settings, cfg: CIConfig, stage: str) -> str | None:
+    """What a stage runs: the overlay's pin, or the alias where this step does not touch gitops/."""
+    from model import registry
+
+    if cfg.pin:
+        return _read_pin(cfg.overlay(stage))
+    return registry.alias_version(settings.model_name, settings.production_alias if stage == "production" else stage)
 
 
 def _move(settings: Settings, cfg: CIConfig, stage: str, version: str, action: str, metrics: dict,
@@ -396,21 +405,26 @@ def _move(settings: Settings, cfg: CIConfig, stage: str, version: str, action: s
 
     name = settings.model_name
     alias = settings.production_alias if stage == "production" else stage
-    overlay = cfg.overlay(stage)
-    pinned = _read_pin(overlay)
+    current = _current(settings, cfg, stage)
     held = registry.alias_version(name, alias)
     ref = ModelRef(name, version, f"models:/{name}/{version}")
-    if record_previous and pinned and pinned != version:
-        registry.set_version_tags(ref, {f"ci.replaced.{stage}": pinned})
+    if record_previous and current and current != version:
+        registry.set_version_tags(ref, {f"ci.replaced.{stage}": current})
     if held != version:
         registry.set_alias(name, alias, version)
-    wrote = gitops_pin.write_pin(overlay, int(version))
-    message = commit_message(action, name, version, stage, metrics, pinned if pinned != version else None)
-    sha = None
-    if cfg.commit and gitrepo.is_repo(cfg.gitops_repo):
-        sha = gitrepo.commit_paths(cfg.gitops_repo, [overlay / gitops_pin.MODEL_FILE], message)
+    previous = current if current != version else None
+    if not cfg.pin and not previous and held == version:
+        # A re-run after the alias moved: report what the move replaced, for the job that pins next.
+        previous = _tags(name, version).get(f"ci.replaced.{stage}") if record_previous else None
+    message = commit_message(action, name, version, stage, metrics, previous)
+    wrote, sha = False, None
+    if cfg.pin:
+        overlay = cfg.overlay(stage)
+        wrote = gitops_pin.write_pin(overlay, int(version))
+        if cfg.commit and gitrepo.is_repo(cfg.gitops_repo):
+            sha = gitrepo.commit_paths(cfg.gitops_repo, [overlay / gitops_pin.MODEL_FILE], message)
     changed = wrote or held != version or sha is not None
-    return MoveResult(stage, version, pinned if pinned != version else None, changed, sha, message)
+    return MoveResult(stage, version, previous, changed, sha, message)
 
 
 def promote(settings: Settings, cfg: CIConfig, stage: str, version: str | None = None) -> MoveResult:
@@ -448,7 +462,7 @@ def rollback(settings: Settings, cfg: CIConfig, stage: str, version: str | None 
         raise StepError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
     registry.configure(settings)
     name = settings.model_name
-    pinned = _read_pin(cfg.overlay(stage))
+    pinned = _current(settings, cfg, stage)
     bad = version or pinned
     target = to_version or _tags(name, bad).get(f"ci.replaced.{stage}")
     if not target:
