@@ -5,13 +5,13 @@ namespace, so site.yml changes them and never the machine that runs the tests.
 
 How one host is made (needs root, debootstrap, iproute2, util-linux):
 - `debootstrap --variant=minbase` builds a Debian root filesystem of this machine's release from the mirror
-  apt uses here, once; it is cached as a tarball in /var/cache/aidetect (AIDETECT_TESTHOST_CACHE) and
-  unpacked per host into pytest's temporary directory.
+  apt uses here, once; it is cached as a tarball in /var/cache/aidetect (AIDETECT_TESTHOST_CACHE).
 - `ip netns add` + a veth pair on a /30 of 10.231.x.0 join the host to this machine; nothing is routed on.
-- `ip netns exec NS unshare --mount --uts --ipc --pid --fork --kill-child` starts a shell that mounts a
-  private /dev (tmpfs, device nodes, its own devpts), a read-only /proc (sysctl writes fail rather than
-  reach this kernel) and execs `chroot ROOT /usr/sbin/sshd -D`. The mounts live in that mount namespace
-  only and vanish with it; killing the process group ends the PID namespace and sshd with it.
+- `ip netns exec NS unshare --mount --uts --ipc --pid --fork --kill-child` starts a shell that unpacks the
+  tarball onto a tmpfs, mounts a private /dev (tmpfs, device nodes, its own devpts) and a read-only /proc
+  (sysctl writes fail rather than reach this kernel) and execs `chroot ROOT /usr/sbin/sshd -D`. All of it
+  lives in that mount namespace only; killing the process group ends the PID namespace, sshd and the
+  mounts with it. The tests read the host's files through /proc/<sshd pid>/root.
 """
 
 from __future__ import annotations
@@ -44,10 +44,19 @@ SUITE_PACKAGES = [
 DEPLOY_USER = "deploy"
 SUBNET_PREFIX = "10.231"
 
-# Runs inside the new namespaces; $1 is the root filesystem, $2 the hostname.
+# Runs inside the host's new namespaces, as root of this machine; $1 is the (empty) mount point for the
+# root filesystem, $2 the cached tarball. Everything it mounts exists in this mount namespace only.
 _START_SSHD = r"""
 set -eu
 R=$1
+# The root filesystem lives in memory: fast to unpack, and gone with the namespace, with nothing to delete.
+mount -t tmpfs -o mode=755,size=1g tmpfs "$R"
+tar --numeric-owner -C "$R" -xpf "$2"
+echo "$HOST_NAME" > "$R/etc/hostname"
+echo "$HOST_ADDRESS $HOST_NAME" >> "$R/etc/hosts"
+mkdir -m 700 "$R/home/$LOGIN_USER/.ssh"
+echo "$LOGIN_KEY" > "$R/home/$LOGIN_USER/.ssh/authorized_keys"
+chroot "$R" chown -R "$LOGIN_USER:$LOGIN_USER" "/home/$LOGIN_USER/.ssh"
 mount -t tmpfs -o mode=755,nosuid tmpfs "$R/dev"
 for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
   set -- $n; mknod -m 666 "$R/dev/$1" c "$2" "$3"
@@ -55,8 +64,9 @@ done
 mkdir "$R/dev/pts" "$R/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
 ln -s pts/ptmx "$R/dev/ptmx"
+# Read-only: a sysctl write from the roles fails instead of reaching this machine's kernel.
 mount -t proc -o ro,nosuid,nodev,noexec proc "$R/proc"
-hostname "$HOSTNAME_IN_NS"
+hostname "$HOST_NAME"
 exec chroot "$R" /usr/sbin/sshd -D -e -p 22
 """
 
@@ -148,21 +158,26 @@ def build_rootfs_tarball(cache_dir: Path, suite: str, mirror: str) -> Path:
 
 @dataclass
 class TestHost:
-    """One test host: its inventory name and group, where its files are, how to reach it."""
+    """One test host: its inventory name and group, how to reach it, and its files."""
 
     __test__ = False  # a data holder, not a test class
 
     name: str
     group: str
-    root: Path
+    mountpoint: Path
     address: str
     netns: str
     veth: str
     process: subprocess.Popen | None = None
 
     def file(self, path: str) -> Path:
-        """A path on the host, as seen from this machine."""
-        return self.root / path.lstrip("/")
+        """A path on the host, seen from this machine through sshd's root (its mount namespace)."""
+        return Path(f"/proc/{self.sshd_pid()}/root") / path.lstrip("/")
+
+    def sshd_pid(self) -> int:
+        # `ip netns exec` becomes unshare; its one child became sshd through sh's exec and chroot's.
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return int(children[0])
 
 
 def _free_subnet(taken: set[int]) -> int:
@@ -182,23 +197,11 @@ def _wait_for_port(address: str, port: int, timeout: float) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+            time.sleep(0.2)
 
 
 def start_host(host: TestHost, tarball: Path, public_key: str, log: Path) -> None:
-    """Unpack the root filesystem, wire the namespace, authorise the key and start sshd."""
-    host.root.mkdir(parents=True)
-    _run("tar", "--numeric-owner", "-C", str(host.root), "-xpf", str(tarball))
-    (host.file("/etc/hostname")).write_text(f"{host.name}\n")
-    with open(host.file("/etc/hosts"), "a") as hosts:
-        hosts.write(f"{host.address} {host.name}\n")
-    ssh_dir = host.file(f"/home/{DEPLOY_USER}/.ssh")
-    ssh_dir.mkdir(mode=0o700)
-    (ssh_dir / "authorized_keys").write_text(public_key)
-    home = host.file(f"/home/{DEPLOY_USER}")
-    for path in (ssh_dir, ssh_dir / "authorized_keys"):
-        os.chown(path, home.stat().st_uid, home.stat().st_gid)
-
+    """Wire the namespace, then unpack the root filesystem in it, authorise the key and start sshd."""
     gateway = host.address.rsplit(".", 1)[0] + ".1"
     _run("ip", "netns", "add", host.netns)
     _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
@@ -207,21 +210,27 @@ def start_host(host: TestHost, tarball: Path, public_key: str, log: Path) -> Non
     _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/30", "dev", "eth0")
     _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
     _run("ip", "-n", host.netns, "link", "set", "lo", "up")
+    host.mountpoint.mkdir(parents=True)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOST_NAME": host.name, "HOST_ADDRESS": host.address,
+           "LOGIN_USER": DEPLOY_USER, "LOGIN_KEY": public_key.strip()}
     host.process = subprocess.Popen(
         ["ip", "netns", "exec", host.netns,
          "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
-         "sh", "-c", _START_SSHD, "start-sshd", str(host.root)],
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME_IN_NS": host.name},
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+         "sh", "-c", _START_SSHD, "start-sshd", str(host.mountpoint), str(tarball)],
+        env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+def wait_for_host(host: TestHost, log: Path) -> None:
     try:
-        _wait_for_port(host.address, 22, timeout=20)
+        _wait_for_port(host.address, 22, timeout=90)
     except OSError as exc:
         raise RuntimeError(f"sshd on {host.name} did not come up: {log.read_text()}") from exc
 
 
 def stop_host(host: TestHost) -> None:
-    """Kill sshd's namespaces (their mounts go with them), remove the netns (the veth goes with it)."""
+    """Kill the namespaces (the in-memory root filesystem and mounts go with them) and the netns (the veth
+    goes with it)."""
     if host.process is not None:
         try:
             os.killpg(host.process.pid, 9)
@@ -230,9 +239,8 @@ def stop_host(host: TestHost) -> None:
         host.process.wait(timeout=10)
     subprocess.run(["ip", "netns", "delete", host.netns], capture_output=True)
     subprocess.run(["ip", "link", "delete", host.veth], capture_output=True)
-    # Only the unpacked files are left: the mounts belonged to the namespace that just ended.
-    if host.root.exists() and not any(os.path.ismount(host.root / d) for d in ("dev", "proc")):
-        shutil.rmtree(host.root)
+    if host.mountpoint.exists() and not os.path.ismount(host.mountpoint):
+        host.mountpoint.rmdir()
 
 
 def _can_make_test_hosts() -> str | None:
@@ -270,11 +278,14 @@ def test_hosts(tmp_path_factory, ssh_key) -> Iterator[list[TestHost]]:
             taken.add(third)
             tag = f"{os.getpid() % 100000}{len(hosts)}"
             host = TestHost(
-                name=name, group=group, root=work / name, address=f"{SUBNET_PREFIX}.{third}.2",
+                name=name, group=group, mountpoint=work / name, address=f"{SUBNET_PREFIX}.{third}.2",
                 netns=f"aidt-{tag}", veth=f"aidt{tag}",
             )
             hosts.append(host)
             start_host(host, tarball, ssh_key.with_suffix(".pub").read_text(), work / f"{name}-sshd.log")
+        # Both unpack at once; then wait for each.
+        for host in hosts:
+            wait_for_host(host, work / f"{host.name}-sshd.log")
         yield hosts
     finally:
         for host in hosts:
