@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 VISION_START, IMAGE_PAD, VISION_END = "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"
 TINY = "tiny"
+RANDOM_7B = "random-7b"  # Qwen2-VL-7B architecture, random weights: for GPU benchmarks without a download
+RANDOM = (TINY, RANDOM_7B)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -52,7 +54,7 @@ def packaged_tokenizer_dir() -> Path:
 def load_tokenizer(cfg: QwenConfig, path: str | Path | None = None):
     from transformers import AutoTokenizer
 
-    source = path or cfg.tokenizer or (packaged_tokenizer_dir() if cfg.base_model == TINY else cfg.base_model)
+    source = path or cfg.tokenizer or (packaged_tokenizer_dir() if cfg.base_model in RANDOM else cfg.base_model)
     tok = AutoTokenizer.from_pretrained(str(source))
     tok.padding_side = "left"  # the answer is read at the last position of every row
     if tok.pad_token is None:
@@ -104,15 +106,54 @@ def tiny_qwen2vl_config():
     )
 
 
+def qwen2vl_7b_config():
+    """Qwen2-VL-7B-Instruct's architecture (its config.json) in transformers 5 field names."""
+    from transformers import Qwen2VLConfig
+
+    return Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            max_position_embeddings=32768,
+            rms_norm_eps=1e-6,
+            # head_dim 3584 / 28 = 128 = 2 * sum(mrope_section)
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+        ),
+        vision_config=dict(
+            depth=32,
+            embed_dim=1280,
+            hidden_size=3584,
+            num_heads=16,
+            mlp_ratio=4,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        tie_word_embeddings=False,
+    )
+
+
 def load_base(cfg: QwenConfig, path: str | Path | None = None, quantization_config=None):
-    """The frozen base: a checkpoint (hub id or local dir) or, for base_model "tiny", random weights."""
+    """The frozen base: a checkpoint (hub id or local dir), or random weights ("tiny", "random-7b")."""
     from transformers import Qwen2VLForConditionalGeneration
 
     dtype = _DTYPES[cfg.dtype]
     source = path or cfg.base_model
-    if source == TINY:
+    if source in RANDOM:
+        if quantization_config is not None:
+            raise ValueError(f"{source}: random weights cannot be quantised on load; save_pretrained them first")
         torch.manual_seed(cfg.tiny_seed)
-        model = Qwen2VLForConditionalGeneration(tiny_qwen2vl_config()).to(dtype)
+        arch = tiny_qwen2vl_config() if source == TINY else qwen2vl_7b_config()
+        # built directly where it will run: 8B parameters initialised on a GPU take seconds, on a CPU minutes
+        where = torch.device(f"cuda:{_local_cuda_index()}") if torch.cuda.is_available() else torch.device("cpu")
+        with where:
+            model = Qwen2VLForConditionalGeneration._from_config(
+                arch, attn_implementation=cfg.attn_implementation, dtype=dtype
+            )
     else:
         kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
         if quantization_config is not None:
