@@ -37,6 +37,21 @@ def pin(repo: Path, stage: str) -> int:
     return read_pin(repo / OVERLAYS / stage)
 
 
+def read_outputs(path: Path) -> dict:
+    """$GITHUB_OUTPUT as Actions reads it: key=value lines and key<<DELIM heredocs."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    out, i = {}, 0
+    while i < len(lines):
+        if "<<" in lines[i] and "=" not in lines[i].split("<<")[0]:
+            key, delim = lines[i].split("<<", 1)
+            end = lines.index(delim, i + 1)
+            out[key], i = "\n".join(lines[i + 1:end]), end + 1
+        else:
+            key, _, value = lines[i].partition("=")
+            out[key], i = value, i + 1
+    return out
+
+
 class Loop:
     """Runs `aidetect ci` commands with one environment, like the steps of one workflow run."""
 
@@ -48,9 +63,7 @@ class Loop:
         out_file = self.tmp / f"github_output_{self.n}"
         result = CliRunner().invoke(app, list(args), env={**self.env, "GITHUB_OUTPUT": str(out_file), **env})
         assert result.exit_code == expect, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-        outputs = dict(line.split("=", 1) for line in out_file.read_text().splitlines() if "=" in line) \
-            if out_file.exists() else {}
-        return result.output, outputs
+        return result.output, read_outputs(out_file)
 
 
 def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifest, gitops_repo, tmp_path):
@@ -135,6 +148,10 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     gate_run = client.get_model_version("aidetect", "2").tags["ci.gate.run_id"]
     assert any(k.endswith(f"{gate_run}/artifacts/gate/report.md") for k in s3.list_keys("mlflow"))
 
+    # The Actions split: the registry half first (in the cluster), the pin after (ci/push_pin.sh, or here below).
+    out, o = ci("ci", "promote", "--to", "staging", "--no-pin")
+    assert o["version"] == "2" and o["previous"] == "1" and o["commit"] == "" and alias("staging") == "2"
+    assert o["message"].startswith("Promote aidetect v2 to staging") and pin(gitops_repo, "staging") == 1
     for stage in ("staging", "canary", "production"):
         out, o = ci("ci", "promote", "--to", stage)
         assert o["version"] == "2" and o["previous"] == "1" and o["changed"] == "true" and o["commit"]
