@@ -243,6 +243,22 @@ def stop_host(host: TestHost) -> None:
         host.mountpoint.rmdir()
 
 
+def remove_abandoned_hosts() -> None:
+    """Stop the test hosts of runs that died without their teardown (killed pytest): the netns name
+    carries the creating process id, so only hosts whose creator is gone are touched."""
+    for line in _run("ip", "netns", "list").stdout.splitlines():
+        match = re.match(r"aidt-(\d+)-(\d+)\b", line)
+        if not match or Path(f"/proc/{match[1]}").exists():
+            continue
+        for pid in _run("ip", "netns", "pids", match[0]).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["ip", "netns", "delete", match[0]], capture_output=True)
+        subprocess.run(["ip", "link", "delete", f"aidt{match[1]}x{match[2]}"], capture_output=True)
+
+
 def _can_make_test_hosts() -> str | None:
     if os.geteuid() != 0:
         return "test hosts need root (network namespaces, chroot)"
@@ -266,6 +282,7 @@ def test_hosts(tmp_path_factory, ssh_key) -> Iterator[list[TestHost]]:
     reason = _can_make_test_hosts()
     if reason:
         pytest.skip(reason)
+    remove_abandoned_hosts()
     suite = debian_release()
     cache = Path(os.environ.get("AIDETECT_TESTHOST_CACHE", "/var/cache/aidetect"))
     tarball = build_rootfs_tarball(cache, suite, system_apt_mirror(suite))
@@ -276,10 +293,9 @@ def test_hosts(tmp_path_factory, ssh_key) -> Iterator[list[TestHost]]:
         for name, group in (("testhost-control", "control"), ("testhost-worker", "workers")):
             third = _free_subnet(taken)
             taken.add(third)
-            tag = f"{os.getpid() % 100000}{len(hosts)}"
             host = TestHost(
                 name=name, group=group, mountpoint=work / name, address=f"{SUBNET_PREFIX}.{third}.2",
-                netns=f"aidt-{tag}", veth=f"aidt{tag}",
+                netns=f"aidt-{os.getpid()}-{len(hosts)}", veth=f"aidt{os.getpid()}x{len(hosts)}",
             )
             hosts.append(host)
             start_host(host, tarball, ssh_key.with_suffix(".pub").read_text(), work / f"{name}-sshd.log")
