@@ -211,10 +211,13 @@ def predict(
     api_key: str = typer.Option(None, "--api-key", help="API key [env AIDETECT_API_KEY]"),
 ) -> None:
     """Score images with a running detector; prints one JSON line per image."""
+    import logging
+
     import httpx
 
     from service.client import ClientError, DetectorClient
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per image, not one per request too
     url = url or os.environ.get("AIDETECT_URL") or "http://127.0.0.1:8000"
     failed = False
     with DetectorClient(url, api_key or os.environ.get("AIDETECT_API_KEY")) as client:

@@ -1,0 +1,219 @@
+"""The production shape end to end: real `aidetect serve` processes on loopback, records in PostgreSQL,
+API keys, limits, metrics, concurrency, a database outage, a SIGKILL mid-load, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from model.manifest import read_manifest, subsample
+from service.client import ClientError, DetectorClient
+from service.records import Detection, Feedback
+
+pytestmark = pytest.mark.slow
+
+AGREED_METRICS = (
+    "aidetect_requests_total",
+    "aidetect_request_latency_seconds_bucket",
+    "aidetect_verdicts_total",
+    "aidetect_score_bucket",
+    "aidetect_review_queue_size",
+    "aidetect_model_info",
+    "aidetect_batch_size_bucket",
+)
+
+
+@pytest.fixture(scope="module")
+def images(manifest):
+    return [s.path.read_bytes() for s in subsample(read_manifest(manifest, split="val"), 1)]
+
+
+def auth(svc, name="main") -> dict:
+    return {"Authorization": f"Bearer {svc.keys[name]['key']}"}
+
+
+def count(svc, model, **where) -> int:
+    db = svc.records()
+    try:
+        with db.session("count") as s:
+            q = select(func.count()).select_from(model)
+            for k, v in where.items():
+                q = q.where(getattr(model, k).in_(v) if isinstance(v, list | set) else getattr(model, k) == v)
+            return s.scalar(q)
+    finally:
+        db.close()
+
+
+def wait_count(svc, want: int, model, timeout: float = 30, **where) -> int:
+    deadline = time.monotonic() + timeout
+    while (n := count(svc, model, **where)) < want and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return n
+
+
+def test_probes_cors_openapi_and_metrics(secure_server, images):
+    url = secure_server.url
+    assert httpx.get(f"{url}/livez").json() == {"status": "alive"}
+    r = httpx.get(f"{url}/health")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    doc = httpx.get(f"{url}/openapi.json").json()
+    assert {"/v1/detect", "/v1/detect/batch", "/v1/feedback", "/health", "/livez", "/metrics"} <= set(doc["paths"])
+    assert httpx.post(f"{url}/v1/detect", content=images[0], headers=auth(secure_server)).status_code == 200
+    pre = {"Origin": "https://moderate.example", "Access-Control-Request-Method": "POST"}
+    assert httpx.options(f"{url}/v1/detect", headers=pre).headers["access-control-allow-origin"] == pre["Origin"]
+    evil = httpx.options(f"{url}/v1/detect", headers={**pre, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in evil.headers
+    text = httpx.get(f"{url}/metrics").text
+    for name in AGREED_METRICS:
+        assert name in text, name
+    assert 'aidetect_requests_total{endpoint="detect",status="200"}' in text
+
+
+def test_keys_are_required_checked_and_revocable(secure_server, images):
+    url, data = secure_server.url, images[0]
+    r = httpx.post(f"{url}/v1/detect", content=data)
+    assert r.status_code == 401 and "aidetect keys create" in r.json()["detail"]
+    key = secure_server.new_key("short-lived")
+    ok = httpx.post(f"{url}/v1/detect", content=data, headers={"X-API-Key": key["key"]})
+    assert ok.status_code == 200
+    listed = secure_server.cli("keys", "list").stdout
+    assert key["id"] in listed and key["key"] not in listed  # only hashes are stored
+    assert secure_server.cli("keys", "revoke", key["id"]).returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if httpx.post(f"{url}/v1/detect", content=data, headers={"X-API-Key": key["key"]}).status_code == 401:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("a revoked key still works after 10 s")
+    # The detection made with the key records which key it was (once the outbox has flushed it).
+    assert wait_count(secure_server, 1, Detection, api_key_id=key["id"], id=ok.json()["id"]) == 1
+
+
+def test_rate_limit_answers_429_with_retry_after(secure_server, images):
+    secure_server.keys["slow"] = secure_server.new_key("slow", rate=3)
+    codes, last = [], None
+    for _ in range(5):
+        last = httpx.post(f"{secure_server.url}/v1/detect", content=images[0], headers=auth(secure_server, "slow"))
+        codes.append(last.status_code)
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    assert int(last.headers["retry-after"]) >= 1 and "rate limit" in last.json()["detail"]
+
+
+def test_batch_detect_answers_each_image_and_enforces_the_count(secure_server, images):
+    with DetectorClient(secure_server.url, secure_server.keys["main"]["key"]) as c:
+        results = c.detect_batch([images[0], b"not an image", images[1]])
+        assert [r["status"] for r in results] == [200, 415, 200]
+        single = c.detect(images[1])
+        assert results[2]["result"]["score"] == pytest.approx(single["score"], abs=1e-6)  # one scoring path
+        with pytest.raises(ClientError) as e:
+            c.detect_batch([images[0]] * 5)
+        assert e.value.status == 413 and "limit is 4" in e.value.detail
+
+
+def test_predict_command(secure_server, manifest, tmp_path):
+    sample = subsample(read_manifest(manifest, split="val"), 1)[0]
+    res = secure_server.cli("predict", str(sample.path), "--url", secure_server.url, "--api-key",
+                            secure_server.keys["main"]["key"])
+    assert res.returncode == 0, res.stderr
+    line = json.loads(res.stdout.strip())
+    assert line["file"] == str(sample.path) and 0 <= line["score"] <= 1 and "provenance" in line
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"nope")
+    res = secure_server.cli("predict", str(bad), "--url", secure_server.url, "--api-key",
+                            secure_server.keys["main"]["key"])
+    assert res.returncode == 1 and res.stderr.startswith("aidetect: error:") and "Traceback" not in res.stderr
+
+
+def test_many_concurrent_clients_get_no_5xx_and_every_feedback_is_stored(secure_server, images):
+    url, headers = secure_server.url, auth(secure_server)
+    stored = []
+
+    def client(i: int) -> list[int]:
+        codes = []
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+            for j in range(4):
+                r = c.post("/v1/detect", content=images[(i + j) % len(images)])
+                codes.append(r.status_code)
+                if r.status_code == 200:
+                    f = c.post("/v1/feedback", json={"detection_id": r.json()["id"], "label": ("ai", "real")[j % 2]})
+                    codes.append(f.status_code)
+                    if f.status_code == 201:
+                        stored.append(f.json()["id"])
+        return codes
+
+    with ThreadPoolExecutor(24) as pool:
+        codes = [c for cs in pool.map(client, range(24)) for c in cs]
+    assert all(c < 500 for c in codes) and codes.count(200) == 96 and codes.count(201) == 96
+    assert count(secure_server, Feedback, id=set(stored)) == 96
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40 + seed % 7, 30), (seed * 37 % 256, seed * 11 % 256, 90)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_database_down_detection_continues_into_the_outbox_and_feedback_is_503(secure_server, images):
+    url, headers = secure_server.url, auth(secure_server)
+    secure_server.pg_ctl("stop")
+    try:
+        ids = []
+        for i in range(3):
+            r = httpx.post(f"{url}/v1/detect", content=_png(i), headers=headers, timeout=60)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["id"])
+        f = httpx.post(f"{url}/v1/feedback", json={"detection_id": ids[0], "label": "ai"}, headers=headers)
+        assert f.status_code == 503 and "unavailable" in f.json()["detail"] and f.headers["retry-after"]
+        metrics = httpx.get(f"{url}/metrics").text
+        pending = [ln for ln in metrics.splitlines() if ln.startswith("aidetect_outbox_pending ")]
+        assert pending and float(pending[0].split()[1]) >= 3
+    finally:
+        secure_server.pg_ctl("start")
+    assert wait_count(secure_server, 3, Detection, timeout=60, id=ids) == 3  # flushed once the database returned
+    f = httpx.post(f"{url}/v1/feedback", json={"detection_id": ids[0], "label": "ai"}, headers=headers, timeout=30)
+    assert f.status_code == 201
+
+
+def test_sigkill_mid_load_loses_no_committed_feedback(secure_server, images):
+    url, headers = secure_server.url, auth(secure_server)
+    acknowledged, stop = [], threading.Event()
+
+    def load():
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post("/v1/detect", content=images[len(acknowledged) % len(images)])
+                    if r.status_code == 200:
+                        f = c.post("/v1/feedback", json={"detection_id": r.json()["id"], "label": "real"})
+                        if f.status_code == 201:
+                            acknowledged.append(f.json()["id"])
+                except httpx.HTTPError:
+                    pass  # the server is being killed under us
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    import os
+    import signal
+
+    os.killpg(secure_server.proc.pid, signal.SIGKILL)  # mid-load, no shutdown hooks
+    secure_server.proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(15)
+    assert len(acknowledged) >= 12
+    secure_server.start()
+    assert count(secure_server, Feedback, id=set(acknowledged)) == len(set(acknowledged))
+    assert httpx.post(f"{url}/v1/detect", content=images[0], headers=headers, timeout=60).status_code == 200
