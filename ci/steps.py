@@ -53,7 +53,13 @@ def _client():
 
 
 def _version(name: str, version: str):
-    return _client().get_model_version(name, version)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version(name, version)
+    except MlflowException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StepError(f"models:/{name}/{version} cannot be read: {first[:200]}") from None
 
 
 def _tags(name: str, version: str) -> dict:

@@ -70,6 +70,7 @@ def test_stages_follow_one_path():
         (["ci", "promote", "--to", "staging"], "no version of aidetect holds @challenger"),
         (["ci", "promote", "--to", "prod"], "unknown stage 'prod'"),
         (["ci", "rollback", "--stage", "qa"], "unknown stage 'qa'"),
+        (["ci", "evaluate", "--version", "42"], "models:/aidetect/42 cannot be read"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, args, words):
