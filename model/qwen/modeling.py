@@ -213,7 +213,11 @@ def build_model(
     model = load_base(cfg, base_path, quant)
     if trainable and quant is not None:
         # casts norms to fp32 and enables input grads so checkpointed 4-bit layers backpropagate
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},  # reentrant checkpointing breaks DDP
+        )
     elif trainable and cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

@@ -161,7 +161,9 @@ def train(
             val_samples if val_samples is not None else load_split(cfg, cfg.val_split, cfg.max_val_samples),
             cfg,
         )
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    if not cfg.load_in_4bit:  # a 4-bit base is placed on its GPU when loaded and refuses .to()
+        model = model.to(device)
     model.train()
     core = model
     if d.world > 1:

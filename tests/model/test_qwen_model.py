@@ -214,3 +214,47 @@ def test_logged_to_mlflow_and_loaded_back_through_the_registry(trained, tmp_path
     imgs[0].save(buf, format="PNG")
     out = mlflow.pyfunc.load_model(ref.uri).predict(pd.DataFrame({"image": [buf.getvalue()]}))
     assert list(out.columns) == ["score", "verdict"] and 0 <= out["score"][0] <= 1
+
+
+def test_cli_trains_scores_and_explains_with_one_line_errors(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from aidetect.cli import app
+
+    runner = CliRunner()
+    manifest = synthetic_manifest(tmp_path / "data")
+    out = tmp_path / "cli-bundle"
+    res = runner.invoke(
+        app,
+        [
+            "qwen",
+            "train",
+            "-c",
+            str(TINY_YAML),
+            "--manifest",
+            str(manifest),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--no-register",
+        ],
+    )
+    # the tiny recipe trains coco-imagenet-sd only: the synthetic manifest has none of it
+    assert res.exit_code == 2 and "no 'train' samples from sources ['coco-imagenet-sd']" in res.output
+
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(img)
+    res = runner.invoke(app, ["qwen", "score", "--bundle", str(trained.bundle), str(img)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    assert row["image"] == str(img) and 0 <= row["score"] <= 1 and "explanation" not in row
+    res = runner.invoke(app, ["qwen", "explain", "--bundle", str(trained.bundle), str(img)])
+    assert res.exit_code == 0 and "explanation" in json.loads(res.stdout.strip().splitlines()[-1])
+
+    res = runner.invoke(app, ["qwen", "score", "--bundle", str(trained.bundle), str(tmp_path / "missing.jpg")])
+    assert res.exit_code == 2 and res.output.strip().endswith(f"no such image: {tmp_path / 'missing.jpg'}")
+    res = runner.invoke(app, ["qwen", "score", "--bundle", str(tmp_path), str(img)])
+    assert res.exit_code == 2 and "is not a Qwen detector bundle" in res.output and "Traceback" not in res.output
