@@ -44,6 +44,21 @@ def git_sha() -> str | None:
         return None
 
 
+def log_training_data(manifest: Path) -> str:
+    """Record what the run learned from: a data snapshot as the run's dataset input, or a plain
+    manifest by content hash. Returns the digest the model version is tagged with."""
+    import hashlib
+
+    if manifest.with_name("snapshot.json").is_file():
+        from model.etl.snapshots import log_snapshot_input, read_sidecar
+
+        log_snapshot_input(manifest)
+        return read_sidecar(manifest)[1]["digest"]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    mlflow.set_tag("aidetect.manifest.sha256", digest)
+    return digest
+
+
 def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef, dict]:
     """Train the CPU detector, log everything to MLflow, register a new model version."""
     from model.manifest import read_manifest
@@ -56,6 +71,7 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
     with mlflow.start_run(experiment_id=exp_id, run_name="train-cnn") as run:
         mlflow.log_params(flat_params(cfg))
         mlflow.log_param("manifest", str(settings.manifest))
+        data_digest = log_training_data(settings.manifest)
         if sha := git_sha():
             mlflow.set_tag("git_sha", sha)
         bundle, report = fit(cfg, settings.manifest, progress)
@@ -71,7 +87,12 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
         ref = registry.register(
             info.model_uri,
             settings.model_name,
-            tags={"val_auroc": f"{overall['auroc']:.4f}", "git_sha": sha or "", "detector": cfg.spec.arch},
+            tags={
+                "val_auroc": f"{overall['auroc']:.4f}",
+                "git_sha": sha or "",
+                "detector": cfg.spec.arch,
+                "data_digest": data_digest,
+            },
         )
     log.info("registered %s from run %s", ref.uri, run.info.run_id)
     report["run_id"] = run.info.run_id
