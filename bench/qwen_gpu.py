@@ -54,6 +54,7 @@ REFERENCE = {
     "raw_bf16_peak_gib_batch32": 17.5,
     "qlora_r16_batch8": {"s_per_step": 1.1, "peak_gib": 12.1},
 }
+STUB_ENV = "AIDETECT_BENCH_STUB_REGISTRY"  # set for the server child only (see _stub_registry_without_mlflow)
 GOALS = {"qlora_peak_gib_batch8_max": 12.0, "server_vs_raw_min": 0.9}
 # Distributions whose versions every result names (absent ones are recorded as null).
 PACKAGES = (
@@ -564,7 +565,6 @@ def serve_child(argv: list[str]) -> None:
     ap.add_argument("--max-batch-size", type=int, required=True)
     ap.add_argument("--batch-timeout", type=float, required=True)
     a = ap.parse_args(argv)
-    _stub_registry_without_mlflow()
     from service.qwen_api import run_server
 
     run_server(
@@ -579,7 +579,10 @@ def serve_child(argv: list[str]) -> None:
 
 def _stub_registry_without_mlflow() -> None:
     """QwenAPI.setup calls model.registry.configure, which imports mlflow; a bundle folder never needs
-    the registry, so where mlflow is not installed (the GPU image) a no-op configure stands in."""
+    the registry, so where mlflow is not installed (the GPU image) a no-op configure stands in.
+
+    Installed at import when STUB_ENV is set: LitServe's inference workers are spawned processes that
+    re-run this script as __mp_main__ before they unpickle the API, so they get the stub too."""
     import importlib.util
     import types
 
@@ -646,7 +649,9 @@ def bench_server(bundle: Path, mode: str, batch: int, args, work: Path, image_si
         "--batch-timeout",
         str(args.batch_timeout),
     ]
-    env = {"AIDETECT_HOME": str(work / "home"), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    # keep the caller's PYTHONPATH: on the GPU machine the carried wheels are installed there
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {"AIDETECT_HOME": str(work / "home"), "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", STUB_ENV: "1"}
     clients = max(1, args.clients_per_batch * batch)
     bodies = [base64.b64encode(jpeg(im)).decode() for im in synthetic_images(max(clients, 4), image_size, 7)]
     t0 = time.perf_counter()
@@ -786,7 +791,7 @@ def arg_parser() -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before each timed run")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per configuration")
     ap.add_argument("--score-steps", type=int, default=20, help="timed scoring batches per configuration")
-    ap.add_argument("--serve-seconds", type=float, default=15.0, help="measuring time per server run")
+    ap.add_argument("--serve-seconds", type=float, default=10.0, help="measuring time per server run")
     ap.add_argument("--clients-per-batch", type=int, default=2, help="concurrent clients = this x batch")
     ap.add_argument("--batch-timeout", type=float, default=0.01, help="server: seconds to wait to fill a batch")
     ap.add_argument("--server-start-timeout", type=float, default=600.0)
@@ -824,9 +829,23 @@ def main(argv: list[str] | None = None) -> None:
     work_ctx = tempfile.TemporaryDirectory(prefix="qwen_gpu_") if args.work_dir is None else None
     work = Path(work_ctx.name) if work_ctx else args.work_dir
     work.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f"qwen_gpu_{slug(env['device'])}.json"
+    doc = json.loads(out.read_text()) if args.merge and out.is_file() else {}
+    doc = {"benchmark": "qwen_gpu", "runs": [], "results": {}, **doc}
+    run = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phases": args.phases}
+    doc["runs"].append(run)
     t_start = time.perf_counter()
-    results: dict = {}
-    base_info: dict = {}
+
+    def flush(phase: str | None = None, res: dict | None = None) -> None:
+        """Write the file after every measured mode, so a run cut short still leaves its numbers."""
+        if phase is not None and res is not None:
+            doc["results"][phase] = merge_phase(doc["results"].get(phase), res)
+        run["seconds"] = round(time.perf_counter() - t_start, 1)
+        doc.update(device=env["device"], environment=env, settings=run["settings"], reference=REFERENCE)
+        doc["goals"] = goals(doc["results"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1))
+
     try:
         from model.qwen.modeling import packaged_tokenizer_dir
 
@@ -837,27 +856,29 @@ def main(argv: list[str] | None = None) -> None:
             base_dir, adapter, base_info = make_base(args, cfg, device, work)
             cfg = cfg.override(base_model=str(base_dir.resolve()), tokenizer=str(packaged_tokenizer_dir()))
         print(json.dumps({"base": base_info}), flush=True)
+        run["settings"] = run_settings(args, device, cfg, base_info)
+        flush()
         if "train" in args.phases:
-            results["train"] = bench_train(cfg, args.train_modes, args.train_batches, args, device)
+            for mode in args.train_modes:
+                flush("train", bench_train(cfg, [mode], args.train_batches, args, device))
         if "score" in args.phases or "serve" in args.phases:
             bundles = write_bundles(cfg, adapter, [m for m in args.score_modes if not skip_reason(m, device)], work)
-            score, serve = bench_score(
-                cfg,
-                bundles,
-                args.score_modes,
-                args,
-                device,
-                work,
-                serve="serve" in args.phases,
-                score="score" in args.phases,
-            )
-            results.update({k: v for k, v in (("score", score), ("serve", serve)) if v is not None})
+            for mode in args.score_modes:
+                serve = "serve" in args.phases
+                score_res, serve_res = bench_score(
+                    cfg, bundles, [mode], args, device, work, serve=serve, score="score" in args.phases
+                )
+                flush("score", score_res)
+                flush("serve", serve_res)
         if "scaling" in args.phases:
-            results["scaling"] = bench_scaling(env)
+            flush("scaling", bench_scaling(env))
     finally:
         if work_ctx:
             work_ctx.cleanup()
+    print(json.dumps({"wrote": str(out), "seconds": run["seconds"], "goals": doc["goals"]}), flush=True)
 
+
+def run_settings(args, device: str, cfg, base_info: dict) -> dict:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings.update(
         device=device,
@@ -866,26 +887,26 @@ def main(argv: list[str] | None = None) -> None:
         quantization="4-bit modes: the saved base reloaded by build_model through "
         "from_pretrained(quantization_config=BitsAndBytesConfig(nf4, double quant, bf16 compute))",
     )
-    out = args.out_dir / f"qwen_gpu_{slug(env['device'])}.json"
-    doc = {"benchmark": "qwen_gpu", "runs": [], "results": {}}
-    if args.merge and out.is_file():
-        doc = json.loads(out.read_text())
-    doc["results"].update(results)
-    doc["runs"].append(
-        {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "phases": args.phases,
-            "seconds": round(time.perf_counter() - t_start, 1),
-            "settings": settings,
-        }
-    )
-    doc.update(
-        device=env["device"], environment=env, settings=settings, reference=REFERENCE, goals=goals(doc["results"])
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
-    print(json.dumps({"wrote": str(out), "goals": doc["goals"]}), flush=True)
+    return settings
 
+
+def merge_phase(old: dict | None, new: dict) -> dict:
+    """New rows replace old ones of the same (mode, batch); a skip is dropped once its mode has rows."""
+    if not old or "rows" not in old or "rows" not in new:
+        return new
+
+    def key(r: dict) -> tuple:
+        return r.get("mode"), r.get("batch")
+
+    fresh = {key(r) for r in new["rows"]}
+    rows = [r for r in old["rows"] if key(r) not in fresh] + new["rows"]
+    measured = {r.get("mode") for r in rows}
+    skipped = {s["mode"]: s for s in old.get("skipped", []) + new.get("skipped", []) if s["mode"] not in measured}
+    return {**old, **new, "rows": rows, "skipped": list(skipped.values())}
+
+
+if os.environ.get(STUB_ENV) == "1":
+    _stub_registry_without_mlflow()
 
 if __name__ == "__main__":
     main()

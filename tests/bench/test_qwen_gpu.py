@@ -94,3 +94,31 @@ def test_7b_without_cuda_exits_2_with_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs a CUDA GPU; none found" in lines[0]
     assert not list(tmp_path.iterdir())  # no file, no numbers
+
+
+def _script_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qwen_gpu_bench", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_merge_keeps_other_modes_and_replaces_remeasured_rows():
+    merge = _script_module().merge_phase
+    old = {
+        "rows": [{"mode": "bf16", "batch": 1, "images_per_s": 1.0}, {"mode": "bf16", "batch": 8, "images_per_s": 2.0}],
+        "skipped": [{"mode": "nf4", "reason": "bitsandbytes NF4 needs CUDA"}],
+    }
+    new = {
+        "rows": [{"mode": "nf4", "batch": 1, "images_per_s": 3.0}, {"mode": "bf16", "batch": 8, "images_per_s": 4.0}]
+    }
+    got = merge(old, new)
+    assert sorted((r["mode"], r["batch"], r["images_per_s"]) for r in got["rows"]) == [
+        ("bf16", 1, 1.0),
+        ("bf16", 8, 4.0),
+        ("nf4", 1, 3.0),
+    ]
+    assert got["skipped"] == []  # nf4 was measured this time: its old skip no longer holds
+    assert merge(None, new) is new
