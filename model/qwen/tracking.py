@@ -68,6 +68,14 @@ def flat_params(cfg_dict: dict) -> dict[str, str]:
     return out
 
 
+def data_snapshot(cfg) -> Path | None:
+    """snapshot.json beside the training manifest, when the manifest is an ETL snapshot."""
+    from .data import manifest_path
+
+    sidecar = manifest_path(cfg).parent / "snapshot.json"
+    return sidecar if sidecar.is_file() else None
+
+
 def log_and_register(result, settings: Settings, name: str | None = None) -> registry.ModelRef:
     """One MLflow run: resolved config (params + JSON), metrics, loss curve, the bundle as a model version."""
     if result.bundle is None:
@@ -80,6 +88,9 @@ def log_and_register(result, settings: Settings, name: str | None = None) -> reg
     with mlflow.start_run(experiment_id=exp_id, run_name=f"qwen-{Path(str(cfg.base_model)).name}") as run:
         mlflow.log_params(flat_params(cfg.to_dict()))
         mlflow.log_dict(cfg.to_dict(), "qwen_config.json")
+        sidecar = data_snapshot(cfg)
+        if sidecar is not None:  # an ETL snapshot names the exact data version trained on
+            mlflow.log_artifact(str(sidecar))
         mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         for step, loss in enumerate(result.losses):
             if step % max(1, len(result.losses) // 200) == 0:

@@ -11,6 +11,7 @@ rank with the same global batch. Rank 0 evaluates, calibrates and writes the bun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -189,8 +190,11 @@ def train(
             qs = [question_for(bank, cfg.seed, pos0 + j, cfg.vary_prompts, cfg.question) for j in mine]
             batch = encode_batch(imgs, qs, tok, cfg).to(device)
             y = targets[gidx[list(mine)]].to(device)
-            loss = instruction_loss(model, batch, y, ids) / cfg.grad_accum
-            loss.backward()
+            last = micro == cfg.grad_accum - 1
+            # DDP all-reduces on every backward; accumulate locally and reduce once per step
+            with contextlib.nullcontext() if last or d.world == 1 else model.no_sync():
+                loss = instruction_loss(model, batch, y, ids) / cfg.grad_accum
+                loss.backward()
             step_loss += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

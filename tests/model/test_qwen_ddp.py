@@ -25,6 +25,7 @@ def run_trainer(nproc: int, manifest: Path, state: Path, tmp: Path) -> None:
         "train_sources": '["synthetic"]',
         "max_steps": "3",
         "batch_size": "4",
+        "grad_accum": "2",  # covers DDP's no_sync on the first micro-batch
         "lr": "0.005",
         "warmup_steps": "1",
         "lora_dropout": "0.0",  # dropout masks would differ per rank
