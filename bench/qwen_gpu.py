@@ -76,48 +76,9 @@ PACKAGES = (
 # --------------------------------------------------------------------------- model shapes
 
 
-def qwen2vl_7b_config():
-    """Qwen2-VL-7B-Instruct's architecture (its config.json), in transformers 5 field names."""
-    from transformers import Qwen2VLConfig
-
-    return Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=152064,
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            hidden_act="silu",
-            max_position_embeddings=32768,
-            rms_norm_eps=1e-6,
-            bos_token_id=151643,
-            eos_token_id=151645,
-            # head_dim 3584 / 28 = 128; transformers 5 checks sum(mrope_section) == head_dim / 2
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-        ),
-        vision_config=dict(
-            depth=32,
-            embed_dim=1280,
-            hidden_size=3584,  # the merger's output = the language model's width
-            num_heads=16,
-            mlp_ratio=4,
-            hidden_act="quick_gelu",
-            in_channels=3,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-        ),
-        image_token_id=151655,
-        video_token_id=151656,
-        vision_start_token_id=151652,
-        vision_end_token_id=151653,
-        tie_word_embeddings=False,
-    )
-
-
 def hf_config(size: str):
-    from model.qwen.modeling import tiny_qwen2vl_config
+    """Qwen2-VL-7B-Instruct's architecture (model/qwen/modeling.py) or the 2-layer CPU model."""
+    from model.qwen.modeling import qwen2vl_7b_config, tiny_qwen2vl_config
 
     return qwen2vl_7b_config() if size == "7b" else tiny_qwen2vl_config()
 
@@ -719,22 +680,31 @@ def bench_score(
 # --------------------------------------------------------------------------- phase: 1 vs N GPUs
 
 
-def bench_scaling(env: dict) -> dict:
+def bench_scaling(env: dict, out_dir: Path) -> dict:
+    """The GPU count, and the 1-vs-N result of bench/qwen_scaling.py when its JSON for this card is there."""
     n = env.get("gpu_count") or 0
-    script = ROOT / "bench" / "qwen_scaling.py"
+    name = slug(env["device"])
+    found = next(
+        (f for f in (out_dir / f"qwen_scaling_{name[:40]}.json", out_dir / f"qwen_scaling_{name}.json") if f.is_file()),
+        out_dir / "none",
+    )  # qwen_scaling.py cuts its slug at 40 characters
+    res: dict = {"gpu_count": n, "script": "bench/qwen_scaling.py", "measured": False}
     if n < 2:
-        return {
-            "gpu_count": n,
-            "measured": False,
-            "reason": f"only {n} GPU visible: a 1-vs-N comparison needs at least 2; nothing estimated",
-            "script": str(script.relative_to(ROOT)),
-        }
-    return {
-        "gpu_count": n,
-        "measured": False,
-        "reason": f"{n} GPUs: run `python {script.relative_to(ROOT)}` (torchrun on 1..{n} GPUs) "
-        "and commit its JSON beside this one",
-    }
+        res["reason"] = f"only {n} GPU visible: a 1-vs-N comparison needs at least 2; nothing estimated"
+    else:
+        res["reason"] = f"{n} GPUs: run bench/qwen_scaling.py (torchrun on 1..{n} GPUs) before this phase"
+    if found.is_file():
+        s = json.loads(found.read_text())
+        res.update(
+            file=found.name,
+            measured=bool(s.get("multi_gpu_measured")),
+            world_sizes=[r.get("world_size") for r in s.get("rows", [])],
+            speedup=s.get("speedup"),
+            note=s.get("note"),
+        )
+        if res["measured"]:
+            res.pop("reason")
+    return res
 
 
 # --------------------------------------------------------------------------- goals and output
@@ -849,10 +819,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from model.qwen.modeling import packaged_tokenizer_dir
 
-        if args.base is not None:
+        adapter, base_info = None, {"source": "none: only the scaling phase ran"}
+        if args.base is not None and set(args.phases) - {"scaling"}:
             cfg = cfg.override(base_model=str(args.base.resolve()))
             adapter, base_info = real_base(cfg, device, work)
-        else:
+        elif set(args.phases) - {"scaling"}:
             base_dir, adapter, base_info = make_base(args, cfg, device, work)
             cfg = cfg.override(base_model=str(base_dir.resolve()), tokenizer=str(packaged_tokenizer_dir()))
         print(json.dumps({"base": base_info}), flush=True)
@@ -871,7 +842,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush("score", score_res)
                 flush("serve", serve_res)
         if "scaling" in args.phases:
-            flush("scaling", bench_scaling(env))
+            flush("scaling", bench_scaling(env, args.out_dir))
     finally:
         if work_ctx:
             work_ctx.cleanup()

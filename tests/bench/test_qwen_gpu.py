@@ -122,3 +122,23 @@ def test_merge_keeps_other_modes_and_replaces_remeasured_rows():
     ]
     assert got["skipped"] == []  # nf4 was measured this time: its old skip no longer holds
     assert merge(None, new) is new
+
+
+def test_scaling_phase_reports_the_scaling_scripts_result_for_this_card(tmp_path):
+    bench_scaling = _script_module().bench_scaling
+    one_gpu = {"device": "NVIDIA H100 80GB HBM3", "gpu_count": 1}
+    assert bench_scaling(one_gpu, tmp_path)["reason"].startswith("only 1 GPU visible")
+    scaling = {
+        "multi_gpu_measured": False,
+        "rows": [{"world_size": 1, "images_per_s": 7.0}],
+        "speedup": {"1": {"speedup": 1.0, "efficiency": 1.0}},
+        "note": "only 1 GPU visible: the 1-GPU run is measured, no multi-GPU number is given",
+    }
+    (tmp_path / "qwen_scaling_nvidia-h100-80gb-hbm3.json").write_text(json.dumps(scaling))
+    got = bench_scaling(one_gpu, tmp_path)
+    assert got["file"] == "qwen_scaling_nvidia-h100-80gb-hbm3.json" and got["world_sizes"] == [1]
+    assert got["measured"] is False and "only 1 GPU" in got["reason"]
+    scaling.update(multi_gpu_measured=True, rows=[{"world_size": 1}, {"world_size": 2}])
+    (tmp_path / "qwen_scaling_nvidia-h100-80gb-hbm3.json").write_text(json.dumps(scaling))
+    got = bench_scaling({**one_gpu, "gpu_count": 2}, tmp_path)
+    assert got["measured"] is True and got["world_sizes"] == [1, 2] and "reason" not in got
