@@ -92,7 +92,7 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
         "GITHUB_EVENT_NAME": "schedule",
     }
     ci = Loop(env, tmp_path)
-    client = MlflowClient(url)
+    client = MlflowClient(tracking_uri=url, registry_uri=url)  # not whatever an earlier test set globally
 
     def alias(name: str) -> str | None:
         try:

@@ -145,7 +145,7 @@ def run_step(script: str, tmp_path: Path, exit_code: int, **env) -> subprocess.C
 def test_gate_and_decide_steps_pass_a_no_but_fail_an_error(tmp_path, code, ok):
     jobs = load("retrain")["jobs"]
     for job, args in (("evaluate", "ci evaluate --version 7"), ("decide", "ci should-retrain")):
-        proc = run_step(jobs[job]["steps"][0]["run"], tmp_path, code, VERSION="7")
+        proc = run_step(jobs[job]["steps"][0]["run"], tmp_path, code, VERSION="7", DRIFT="")
         assert (proc.returncode == 0) is ok, (job, proc.stdout, proc.stderr)
         assert (tmp_path / "args").read_text().strip() == args
 
@@ -157,4 +157,12 @@ def test_rollback_step_passes_the_version_only_when_given_and_refuses_junk(tmp_p
     assert run_step(script, tmp_path, 0, STAGE="canary", VERSION="4").returncode == 0
     assert "--version 4" in (tmp_path / "args").read_text()
     bad = run_step(script, tmp_path, 0, STAGE="canary", VERSION="4; echo pwned")
+    assert bad.returncode == 2 and "must be a number" in bad.stdout
+
+
+def test_decide_step_passes_monitorings_drift_and_refuses_junk(tmp_path):
+    script = load("retrain")["jobs"]["decide"]["steps"][0]["run"]
+    assert run_step(script, tmp_path, 0, DRIFT="0.31").returncode == 0
+    assert (tmp_path / "args").read_text().split() == ["ci", "should-retrain", "--drift", "0.31"]
+    bad = run_step(script, tmp_path, 0, DRIFT="1; curl evil")
     assert bad.returncode == 2 and "must be a number" in bad.stdout
