@@ -183,6 +183,24 @@ def test_batched_scoring_is_calibrated_and_matches_single_scoring(trained):
     assert {r["verdict"] for r in rows} <= {"real", "ai_generated"}
 
 
+def test_scores_are_stable_under_jpeg_reencoding_and_resizing(trained):
+    """What serving claims: a re-encoded (q90) or 2x-resized upload scores within 0.05 of the original."""
+    from model.preprocess import decode_image, encode_jpeg
+    from model.qwen.detector import QwenDetector
+
+    det = QwenDetector.from_bundle(trained.bundle, "cpu")
+    y, x = np.mgrid[0:128, 0:128]
+    smooth = np.stack([x * 2, y * 2, (x + y)], axis=-1).astype(np.uint8)  # camera-like smooth content
+    original = Image.fromarray(smooth)
+    variants = [decode_image(encode_jpeg(original, 90)), original.resize((256, 256), Image.Resampling.BICUBIC)]
+    base, *others = det.score([original, *variants])
+    assert np.all(np.abs(np.array(others) - base) < 0.05), (base, others)
+    # and the tolerance means something: the model does tell its two training classes apart
+    dark = Image.fromarray(np.random.default_rng(0).integers(0, 90, (64, 64, 3), dtype=np.uint8))
+    real_like, ai_like = det.score([dark, Image.new("RGB", (64, 64), (205, 210, 200))])
+    assert ai_like - real_like > 0.5
+
+
 def test_logged_to_mlflow_and_loaded_back_through_the_registry(trained, tmp_path, monkeypatch):
     from aidetect.settings import get_settings
     from model.qwen.detector import QwenDetector
