@@ -142,3 +142,16 @@ def test_scaling_phase_reports_the_scaling_scripts_result_for_this_card(tmp_path
     (tmp_path / "qwen_scaling_nvidia-h100-80gb-hbm3.json").write_text(json.dumps(scaling))
     got = bench_scaling({**one_gpu, "gpu_count": 2}, tmp_path)
     assert got["measured"] is True and got["world_sizes"] == [1, 2] and "reason" not in got
+
+
+def test_every_command_in_bench_readme_parses():
+    import re
+    import shlex
+
+    parser = _script_module().arg_parser()
+    readme = (ROOT / "bench" / "README.md").read_text()
+    commands = re.findall(r"python3? bench/qwen_gpu\.py([^\n`;&]*)", readme)
+    assert len(commands) >= 5
+    for rest in commands:
+        args = parser.parse_args(shlex.split(rest.replace('"$OUT"', "/tmp/out")))
+        assert args.size in ("7b", "tiny")
