@@ -148,8 +148,10 @@ def load_base(cfg: QwenConfig, path: str | Path | None = None, quantization_conf
             raise ValueError(f"{source}: random weights cannot be quantised on load; save_pretrained them first")
         torch.manual_seed(cfg.tiny_seed)
         arch = tiny_qwen2vl_config() if source == TINY else qwen2vl_7b_config()
-        # built directly where it will run: 8B parameters initialised on a GPU take seconds, on a CPU minutes
-        where = torch.device(f"cuda:{_local_cuda_index()}") if torch.cuda.is_available() else torch.device("cpu")
+        # 8B parameters are initialised directly on the GPU (seconds, not minutes); the tiny model on
+        # the CPU always, so its seeded weights are the same on every machine
+        on_gpu = source == RANDOM_7B and torch.cuda.is_available()
+        where = torch.device(f"cuda:{_local_cuda_index()}") if on_gpu else torch.device("cpu")
         with where:
             model = Qwen2VLForConditionalGeneration._from_config(
                 arch, attn_implementation=cfg.attn_implementation, dtype=dtype
