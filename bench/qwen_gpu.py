@@ -272,31 +272,27 @@ def timed(fn, warmup: int, steps: int, device: str) -> float:
 def make_base(args, cfg, device: str, work: Path) -> tuple[Path, Path, dict]:
     """Random weights in the benchmark's architecture and a fresh adapter over them, saved once
     (safetensors) and reused from work/ by later runs."""
-    import torch
-    from transformers import Qwen2VLForConditionalGeneration
 
     out, adapter = work / f"base-{args.size}", work / f"adapter-{args.size}"
     info_path = out / "bench_info.json"
     if info_path.is_file() and adapter.is_dir():
         return out, adapter, {**json.loads(info_path.read_text()), "reused": True}
+    from model.qwen.modeling import RANDOM_7B, TINY, load_base
+
     hf_cfg = hf_config(args.size)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = "bfloat16" if device == "cuda" else "float32"
     t0 = time.perf_counter()
-    torch.manual_seed(args.seed)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # parameters born in bf16 on the GPU: no fp32 copy of 8B weights
-    try:
-        with torch.device(device):
-            model = Qwen2VLForConditionalGeneration(hf_cfg)
-    finally:
-        torch.set_default_dtype(previous)
+    # the project's random base: built directly on the GPU in bf16, no fp32 copy of 8B weights
+    model = load_base(
+        cfg.override(base_model=RANDOM_7B if args.size == "7b" else TINY, dtype=dtype, tiny_seed=args.seed)
+    )
     sync(device)
     created = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     t0 = time.perf_counter()
     model.save_pretrained(out)
     info = {
-        "source": f"random weights (seed {args.seed}) built on {device} in {str(dtype).removeprefix('torch.')}",
+        "source": f"random weights (seed {args.seed}) built on {device} in {dtype} by modeling.load_base",
         "parameters": params,
         "architecture": architecture(hf_cfg),
         "create_seconds": round(created, 2),
