@@ -217,3 +217,18 @@ def test_sigkill_mid_load_loses_no_committed_feedback(secure_server, images):
     secure_server.start()
     assert count(secure_server, Feedback, id=set(acknowledged)) == len(set(acknowledged))
     assert httpx.post(f"{url}/v1/detect", content=images[0], headers=headers, timeout=60).status_code == 200
+
+
+def test_monitor_drift_exports_psi_as_a_metric(secure_server, images):
+    headers = auth(secure_server)
+    with httpx.Client(base_url=secure_server.url, headers=headers, timeout=60) as c:
+        for i in range(24):  # enough recent traffic for every feature
+            assert c.post("/v1/detect", content=images[i % len(images)]).status_code == 200
+    assert wait_count(secure_server, 24, Detection) >= 24
+    res = secure_server.cli("monitor", "drift", "--hours", "1", "--per-group", "4")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["features"]["score"]["psi"] is not None and report["features"]["score"]["n_cur"] >= 24
+    assert 0 <= report["features"]["score"]["p_value"] <= 1
+    text = httpx.get(f"{secure_server.url}/metrics").text
+    assert 'aidetect_drift_psi{feature="score"}' in text
