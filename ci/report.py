@@ -30,7 +30,8 @@ def _check_row(c: Check) -> str:
 
 def _model_line(who: str, m: dict) -> str:
     bits = [f"`{m.get('uri', '?')}`"]
-    for key, label in (("git_sha", "git"), ("data_digest", "data"), ("train_run_id", "train run")):
+    for key, label in (("git_sha", "git"), ("data_digest", "data"), ("train_run_id", "train run"),
+                       ("eval_run_id", "evaluation run")):
         if m.get(key):
             bits.append(f"{label} `{str(m[key])[:12]}`")
     return f"- **{who}**: " + ", ".join(bits)

@@ -40,6 +40,7 @@ TAG_GATE = "ci.gate"  # passed | rejected
 TAG_GATE_REASON = "ci.gate.reason"
 TAG_GATE_AGAINST = "ci.gate.against"
 TAG_GATE_EVAL = "ci.gate.eval_digest"
+TAG_GATE_KEY = "ci.gate.key"  # evaluation set + incumbent + rules the decision was made with
 
 
 class StepError(RuntimeError):
@@ -330,8 +331,6 @@ class EvaluateResult:
 def evaluate(settings: Settings, cfg: CIConfig, version: str | None = None, progress=None) -> EvaluateResult:
     """Gate the challenger against production on the frozen set; record the decision on the version,
     log the report as an MLflow artifact and append it to the Actions job summary."""
-    import mlflow
-
     from model import registry
 
     registry.configure(settings)
@@ -351,23 +350,41 @@ def evaluate(settings: Settings, cfg: CIConfig, version: str | None = None, prog
         decision = decide(challenger, production, rules)
     report = gate_report(decision, challenger, production if prod_version != version else None,
                          eval_set.describe(), rules)
+    # The same version, set, incumbent and rules decide the same way: a re-run records nothing new.
+    gate_key = hashlib.sha256(json.dumps([eval_set.digest, prod_version, rules.__dict__], sort_keys=True).encode())
+    tags = _tags(name, version)
+    run_id = tags.get("ci.gate.run_id")
+    # A version already in production keeps the verdict that put it there.
+    if prod_version != version and (tags.get(TAG_GATE_KEY) != gate_key.hexdigest() or not run_id):
+        run_id = _record_gate(settings, name, version, prod_version, decision, report, eval_set, challenger,
+                              production, rules, gate_key.hexdigest())
+    actions.append_summary(report)
+    return EvaluateResult(decision, challenger, production, eval_set.describe(), report, run_id)
+
+
+def _record_gate(settings, name, version, prod_version, decision, report, eval_set, challenger, production, rules,
+                 gate_key) -> str:
+    """The report and decision as an MLflow run (gate/report.md, gate/decision.json), the verdict as tags."""
+    import mlflow
+
+    from model import registry
+    from model.registry import ModelRef
+
     with mlflow.start_run(experiment_id=registry.ensure_experiment(settings), run_name=f"ci-gate-v{version}") as run:
         mlflow.set_tags({"model_name": name, "model_version": version, "gate": "passed" if decision.promote else
                          "rejected", "against_version": prod_version or ""})
         mlflow.log_text(report, "gate/report.md")
         mlflow.log_dict({"decision": decision.as_dict(), "eval_set": eval_set.describe(), "challenger": challenger,
                          "production": production, "rules": rules.__dict__}, "gate/decision.json")
-    from model.registry import ModelRef
-
     registry.set_version_tags(ModelRef(name, version, f"models:/{name}/{version}"), {
         TAG_GATE: "passed" if decision.promote else "rejected",
         TAG_GATE_REASON: decision.summary[:4000],
         TAG_GATE_AGAINST: prod_version or "",
         TAG_GATE_EVAL: eval_set.digest,
+        TAG_GATE_KEY: gate_key,
         "ci.gate.run_id": run.info.run_id,
     })
-    actions.append_summary(report)
-    return EvaluateResult(decision, challenger, production, eval_set.describe(), report, run.info.run_id)
+    return run.info.run_id
 
 
 # --- promote and rollback -----------------------------------------------------------------------

@@ -147,6 +147,8 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     assert "JPEG q60" in report and "False-positive rate at operating threshold" in report
     gate_run = client.get_model_version("aidetect", "2").tags["ci.gate.run_id"]
     assert any(k.endswith(f"{gate_run}/artifacts/gate/report.md") for k in s3.list_keys("mlflow"))
+    out, o = ci("ci", "evaluate")  # same set, same incumbent, same rules: cached metrics, no new record
+    assert o["promote"] == "true" and client.get_model_version("aidetect", "2").tags["ci.gate.run_id"] == gate_run
 
     # The Actions split: the registry half first (in the cluster), the pin after (ci/push_pin.sh, or here below).
     out, o = ci("ci", "promote", "--to", "staging", "--no-pin")
@@ -160,6 +162,9 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     assert log[0].startswith("Promote aidetect v2 to production: AUROC 1.0000") and len(log) == 4
     out, o = ci("ci", "promote", "--to", "production")  # again: nothing left to do
     assert o["changed"] == "false" and len(git_log(gitops_repo)) == 4
+    out, o = ci("ci", "evaluate", expect=1)  # a re-run of the whole workflow stops at the gate
+    assert "already holds production" in o["reason"]
+    assert client.get_model_version("aidetect", "2").tags["ci.gate"] == "passed"
 
     # --- cycle 2: a deliberately worse challenger is rejected, and promote refuses it ---
     summary.write_text("")
