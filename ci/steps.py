@@ -527,6 +527,9 @@ def gather_signals(settings: Settings, event: str, signals_file: Path | None, dr
     """Explicit inputs first (flags, then the JSON file); the ETL database and registry fill the rest."""
     from ci.triggers import Signals, age_days, count_moderator_labels, read_signals_json
 
+    if signals_file is None and drift is None:
+        default = Path(settings.home).expanduser() / "monitoring" / "drift.json"  # `aidetect monitor drift`
+        signals_file = default if default.is_file() else None
     found = read_signals_json(signals_file) if signals_file else {}
     if drift is not None:
         found["drift"] = drift

@@ -7,8 +7,9 @@ Signals and where they come from (steps.py gathers them):
     event            GITHUB_EVENT_NAME: push (a merge to main) and workflow_dispatch always retrain
     moderator_labels moderator labels recorded since the latest data snapshot (ETL database, `labels` table),
                      or `moderator_labels` in a signals JSON
-    drift            drift score of the served inputs (e.g. PSI of the score distribution against the
-                     training reference), from `drift` in a signals JSON written by monitoring
+    drift            drift of the served inputs against the training snapshot: `max_psi` of the JSON that
+                     `aidetect monitor drift` writes ($AIDETECT_HOME/monitoring/drift.json), or `drift` in
+                     any signals JSON
     model_age_days   age of the version holding `production` (MLflow registry); None when there is none
 """
 
@@ -69,7 +70,7 @@ def should_retrain(s: Signals, t: Thresholds) -> tuple[bool, list[str]]:
 
 
 def read_signals_json(path: str | Path) -> dict:
-    """{'moderator_labels': int, 'drift': float} from a JSON file; absent keys stay unmeasured."""
+    """{'moderator_labels': int, 'drift': float} from a signals JSON or drift.json; absent keys stay unmeasured."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -79,8 +80,10 @@ def read_signals_json(path: str | Path) -> dict:
     out = {}
     if data.get("moderator_labels") is not None:
         out["moderator_labels"] = int(data["moderator_labels"])
-    if data.get("drift") is not None:
-        out["drift"] = float(data["drift"])
+    # `aidetect monitor drift` writes the worst feature's PSI as max_psi (service/drift.py).
+    drift = data["drift"] if data.get("drift") is not None else data.get("max_psi")
+    if drift is not None:
+        out["drift"] = float(drift)
     return out
 
 

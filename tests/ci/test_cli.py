@@ -94,3 +94,11 @@ def test_should_retrain_exit_codes_and_outputs(tmp_path):
                            env={**env, "AIDETECT_CI_FEEDBACK_THRESHOLD": "1"})
     # No production model yet, so even quiet signals retrain.
     assert r.exit_code == 0 and "no model holds production" in r.output
+
+
+def test_should_retrain_reads_the_monitors_drift_json_by_default(tmp_path):
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "drift.json").write_text(json.dumps({"max_psi": 0.42, "features": {}}))
+    env = {"AIDETECT_HOME": str(tmp_path), "AIDETECT_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    r = CliRunner().invoke(app, ["ci", "should-retrain", "--no-store", "--event", "schedule"], env=env)
+    assert r.exit_code == 0 and "drift 0.4200 (threshold 0.2000)" in r.output

@@ -59,3 +59,9 @@ def test_signals_file(tmp_path):
         read_signals_json(f)
     with pytest.raises(ValueError, match="signals file"):
         read_signals_json(tmp_path / "missing.json")
+
+
+def test_drift_json_of_the_monitor_command_is_a_signals_file(tmp_path):
+    f = tmp_path / "drift.json"
+    f.write_text(json.dumps({"features": {"score": {"psi": 0.31}}, "max_psi": 0.31, "model": "models:/aidetect/2"}))
+    assert read_signals_json(f) == {"drift": 0.31}
