@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ class DetectorAPI(ls.LitAPI):
         self.objects = open_objects(objects)
         self.outbox = Outbox(outbox_path(self.settings))
         self.flusher = Flusher(self.outbox, LazyRecords(self.settings).insert_detections).start()
+        threading.Thread(
+            target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
+        ).start()
 
     def decode_request(self, request):
         return decode(request, self.pre)
@@ -205,6 +209,22 @@ class DetectorAPI(ls.LitAPI):
 
 def outbox_path(settings: Settings):
     return settings.home / "outbox.db"
+
+
+PRUNE_EVERY_S = 3600.0
+
+
+def prune_forever(records: LazyRecords, settings: Settings) -> None:
+    """Apply the review retention hourly, so even a laptop's `aidetect up` forgets stale kept images."""
+    while True:
+        try:
+            out = records.get().prune(settings.review_retention_days)
+            if out["detections_expired"]:
+                log.info("retention: %s", out)
+        except Exception as e:  # database down: next hour
+            log.warning("retention pass skipped: %s", e)
+            records._records = None
+        time.sleep(PRUNE_EVERY_S)
 
 
 class LazyRecords:
