@@ -40,6 +40,7 @@ TAG_GATE = "ci.gate"  # passed | rejected
 TAG_GATE_REASON = "ci.gate.reason"
 TAG_GATE_AGAINST = "ci.gate.against"
 TAG_GATE_EVAL = "ci.gate.eval_digest"
+TAG_RESTORED = "ci.restored"  # .<stage> = the version a rollback took out to put this one back
 TAG_GATE_KEY = "ci.gate.key"  # evaluation set + incumbent + rules the decision was made with
 
 
@@ -433,6 +434,8 @@ def _move(settings: Settings, cfg: CIConfig, stage: str, version: str, action: s
     ref = ModelRef(name, version, f"models:/{name}/{version}")
     if record_previous and current and current != version:
         registry.set_version_tags(ref, {f"ci.replaced.{stage}": current})
+        if f"{TAG_RESTORED}.{stage}" in _tags(name, version):  # promoted anew, not restored
+            _client().delete_model_version_tag(name, version, f"{TAG_RESTORED}.{stage}")
     if held != version:
         registry.set_alias(name, alias, version)
     previous = current if current != version else None
@@ -486,12 +489,22 @@ def rollback(settings: Settings, cfg: CIConfig, stage: str, version: str | None 
     registry.configure(settings)
     name = settings.model_name
     pinned = _current(settings, cfg, stage)
+    if pinned is None:
+        raise StepError(f"no version holds {stage}; nothing to roll back")
+    alias = settings.production_alias if stage == "production" else stage
+    restored_from = _tags(name, pinned).get(f"{TAG_RESTORED}.{stage}")
+    if version is None and restored_from:
+        # Without --version a re-run must not walk back one more version; going further is explicit.
+        if registry.alias_version(name, alias) != pinned:
+            registry.set_alias(name, alias, pinned)
+        return MoveResult(stage, pinned, None, False, None,
+                          f"{stage} was rolled back to v{pinned} (from v{restored_from}) already; "
+                          f"pass --version {pinned} to roll back further")
     bad = version or pinned
     target = to_version or _tags(name, bad).get(f"ci.replaced.{stage}")
     if not target:
         raise StepError(f"no record of what v{bad} replaced in {stage}; pass --to-version")
     if bad != pinned and pinned == target:
-        alias = settings.production_alias if stage == "production" else stage
         if registry.alias_version(name, alias) != target:
             registry.set_alias(name, alias, target)
         return MoveResult(stage, target, None, False, None, f"{stage} already rolled back from v{bad} to v{target}")
@@ -503,7 +516,9 @@ def rollback(settings: Settings, cfg: CIConfig, stage: str, version: str | None 
 
     registry.set_version_tags(ModelRef(name, bad, f"models:/{name}/{bad}"),
                               {f"ci.rolled_back.{stage}": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-    return _move(settings, cfg, stage, target, "Roll back", metrics, record_previous=False)
+    result = _move(settings, cfg, stage, target, "Roll back", metrics, record_previous=False)
+    registry.set_version_tags(ModelRef(name, target, f"models:/{name}/{target}"), {f"{TAG_RESTORED}.{stage}": bad})
+    return result
 
 
 # --- status and triggers ---------------------------------------------------------------------------

@@ -185,6 +185,9 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     assert git_log(gitops_repo)[0].startswith("Roll back aidetect v1 to production")
     out, o = ci("ci", "rollback", "--stage", "production", "--version", "2")
     assert o["changed"] == "false" and len(git_log(gitops_repo)) == 5
+    out, o = ci("ci", "rollback", "--stage", "production")  # no --version: never a second step back
+    assert o["changed"] == "false" and "rolled back to v1 (from v2) already" in o["message"]
+    assert pin(gitops_repo, "production") == 1 and len(git_log(gitops_repo)) == 5
     out, _ = ci("ci", "status")
     state = json.loads(out)
     assert state["production"] == {"alias": "1", "pin": "1"} and state["canary"] == {"alias": "2", "pin": "2"}
