@@ -14,11 +14,17 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from model.bundle import DetectorBundle
 from model.preprocess import decode_image
 
 ARTIFACT_KEY = "detector"
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("binary", "image")]),
+    outputs=Schema([ColSpec("double", "score"), ColSpec("string", "verdict"), ColSpec("double", "logit")]),
+)
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):
@@ -57,7 +63,8 @@ def log_bundle(bundle: DetectorBundle, name: str = "model"):
         path = bundle.save(Path(tmp) / ARTIFACT_KEY)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=DetectorModel(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            signature=SIGNATURE,
             artifacts={ARTIFACT_KEY: str(path)},
             pip_requirements=_requirements(),
             metadata={"aidetect": bundle.metadata()},
