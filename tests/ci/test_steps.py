@@ -145,7 +145,10 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     assert "v2 vs production v1: **PROMOTE**" in report
     assert "split **test**" in report and "latest data snapshot (v0002)" in report
     assert "JPEG q60" in report and "False-positive rate at operating threshold" in report
-    gate_run = client.get_model_version("aidetect", "2").tags["ci.gate.run_id"]
+    tags = client.get_model_version("aidetect", "2").tags
+    assert float(tags["val_auroc"]) > 0.9 and float(tags["ci.eval.auroc"]) > 0.9 and "ci.eval.fpr" in tags
+    assert tags["ci.gate"] == "passed" and tags["ci.gate.against"] == "1"
+    gate_run = tags["ci.gate.run_id"]
     assert any(k.endswith(f"{gate_run}/artifacts/gate/report.md") for k in s3.list_keys("mlflow"))
     out, o = ci("ci", "evaluate")  # same set, same incumbent, same rules: cached metrics, no new record
     assert o["promote"] == "true" and client.get_model_version("aidetect", "2").tags["ci.gate.run_id"] == gate_run
