@@ -21,7 +21,11 @@ def test_version_records_run_metrics_and_alias(tiny_model):
     registry.configure(settings)
     client = MlflowClient()
     mv = client.get_model_version(ref.name, ref.version)
-    assert float(mv.tags["val_auroc"]) == pytest.approx(reports["train"]["metrics"]["overall"]["auroc"], abs=1e-3)
+    # Evaluation is the authority on the version's numbers: its figures replace training's.
+    assert float(mv.tags["val_auroc"]) == pytest.approx(reports["evaluate"]["metrics"]["overall"]["auroc"], abs=1e-3)
+    assert float(mv.tags["val_q60_auroc"]) == pytest.approx(
+        reports["evaluate"]["metrics_q60"]["overall"]["auroc"], abs=1e-3
+    )
     assert len(mv.tags["data_digest"]) == 64
     assert registry.alias_version(ref.name, "production") == ref.version
     run = client.get_run(ref.run_id)
