@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=16, description="dynamic batching: most images per forward pass")
     batch_timeout: float = Field(default=0.01, description="dynamic batching: seconds to wait to fill a batch")
     workers_per_device: int = Field(default=1, description="inference worker processes")
+    qwen_url: str | None = Field(
+        default=None, description="cascade: Qwen stage server for uncertain images (e.g. http://127.0.0.1:8001)"
+    )
+    qwen_timeout: float = Field(default=10.0, description="cascade: seconds to wait for the Qwen stage")
     auth_required: bool = Field(
         default=False, description="detect/feedback need an API key; False = open (local embedded mode)"
     )

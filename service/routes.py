@@ -61,6 +61,11 @@ class DetectionOut(BaseModel):
     image: ImageOut
     kept_for_review: bool
     latency_ms: float
+    # Cascade (AIDETECT_QWEN_URL): set when the uncertain band went to the Qwen stage, or could not.
+    explanation: str | None = Field(default=None, description="the Qwen stage's reasons, when it decided")
+    fast: dict | None = Field(default=None, description="the fast stage's score and verdict, when Qwen decided")
+    second_model: dict | None = Field(default=None, description="the Qwen model that decided")
+    review: bool | None = Field(default=None, description="uncertain and no second opinion: waits for a moderator")
 
 
 class BatchItem(BaseModel):
@@ -184,6 +189,26 @@ def _unavailable(e: Exception) -> JSONResponse:
     return _error(503, "the records database is unavailable; nothing was stored, retry later", {"Retry-After": "5"})
 
 
+class Cascade:
+    """The second stage for the uncertain band, when AIDETECT_QWEN_URL names one. Its client is made on
+    first use, in the HTTP process that uses it (LitServe forks that process after build time)."""
+
+    def __init__(self, settings):
+        self.url, self.timeout = settings.qwen_url, settings.qwen_timeout
+        self._stage = None
+
+    async def __call__(self, fast, data: bytes):
+        from service.cascade import SecondStage, combine, needs_second_stage
+
+        if not self.url or not isinstance(fast, dict) or not needs_second_stage(fast):
+            return fast
+        if self._stage is None:
+            self._stage = SecondStage(self.url, timeout=self.timeout)
+        # The client is synchronous and bounded by its timeout; a thread keeps the event loop free.
+        second = await asyncio.to_thread(self._stage.score, data)
+        return combine(fast, second)
+
+
 def build_router(server, lit_api, state) -> APIRouter:
     from litserve.server import RegularRequestHandler
 
@@ -196,8 +221,11 @@ def build_router(server, lit_api, state) -> APIRouter:
     )
     router = APIRouter()
 
+    cascade = Cascade(settings)
+
     async def submit(data: bytes, key_id: str | None):
-        return await handler.handle_request({"data": data, "key_id": key_id}, dict)
+        fast = await handler.handle_request({"data": data, "key_id": key_id}, dict)
+        return await cascade(fast, data)
 
     @router.post(
         "/v1/detect",

@@ -37,18 +37,17 @@ def tiny_model(tmp_path_factory, manifest):
     return settings, ref, {"train": report, "evaluate": result}
 
 
-@pytest.fixture(scope="session")
-def detector_server(tiny_model, tmp_path_factory):
-    """`aidetect serve` as a real subprocess on a free loopback port. Yields the base URL."""
-    settings, ref, _ = tiny_model
+def start_detector(settings, log_dir, **extra_env):
+    """`aidetect serve` as a real subprocess on a free loopback port: (base URL, process)."""
     port = servers.free_port()
-    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    log = log_dir / f"serve-{port}.log"
     env = {
         "AIDETECT_HOME": str(settings.home),
         "AIDETECT_MANIFEST": str(settings.manifest),
         "AIDETECT_PORT": str(port),
         "AIDETECT_MAX_BYTES": str(2 * 2**20),
         "AIDETECT_MAX_PIXELS": str(4_000_000),
+        **extra_env,
     }
     proc = servers.start(servers.aidetect_cmd("serve"), env=env, log=log)
     url = f"http://127.0.0.1:{port}"
@@ -57,8 +56,31 @@ def detector_server(tiny_model, tmp_path_factory):
     except Exception:
         servers.stop(proc)
         raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
+    return url, proc
+
+
+@pytest.fixture(scope="session")
+def detector_server(tiny_model, tmp_path_factory):
+    """The detector for the tiny model, shared by the session. Yields the base URL."""
+    settings, _, _ = tiny_model
+    url, proc = start_detector(settings, tmp_path_factory.mktemp("serve-log"))
     yield url
     servers.stop(proc)
+
+
+@pytest.fixture
+def detector_with(tiny_model, tmp_path):
+    """Start extra detector servers for the tiny model with other settings: detector_with(AIDETECT_X="..")."""
+    procs = []
+
+    def start(**extra_env):
+        url, proc = start_detector(tiny_model[0], tmp_path, **extra_env)
+        procs.append(proc)
+        return url
+
+    yield start
+    for proc in procs:
+        servers.stop(proc)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -252,6 +252,33 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(qwen_serve
 
 
 @pytest.mark.slow
+def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, detector_with, manifest):
+    """The cascade as deployed: the fast detector's /v1/detect with AIDETECT_QWEN_URL set."""
+    from model.manifest import read_manifest, subsample
+
+    url, _ = qwen_server
+    images = [s.path.read_bytes() for s in subsample(read_manifest(manifest, split="val"), 2)]
+    detector = detector_with(AIDETECT_QWEN_URL=url, AIDETECT_QWEN_TIMEOUT="60")
+    down = detector_with(AIDETECT_QWEN_URL=f"http://127.0.0.1:{free_port()}", AIDETECT_QWEN_TIMEOUT="2")
+    stages = []
+    for data in images:
+        out = httpx.post(f"{detector}/v1/detect", content=data, timeout=120).json()
+        if out["stage"] == "qwen":
+            assert out["fast"]["verdict"] == "uncertain" and isinstance(out["explanation"], str)
+            assert out["second_model"]["uri"] == "models:/qwen-svc/1" and out["verdict"] != "uncertain"
+        else:  # confident cases never reach the second stage
+            assert out["verdict"] != "uncertain" and out["fast"] is None
+        stages.append(out["stage"])
+        # With the Qwen stage unreachable the same image answers from the fast stage, at once.
+        t0 = time.monotonic()
+        alone = httpx.post(f"{down}/v1/detect", content=data, timeout=60).json()
+        assert alone["stage"] == "fast" and time.monotonic() - t0 < 10
+        if out["stage"] == "qwen":
+            assert alone["verdict"] == "uncertain" and alone["review"] is True and alone["kept_for_review"]
+    assert "qwen" in stages  # the tiny fast model is unsure of most images
+
+
+@pytest.mark.slow
 def test_cascade_uses_the_qwen_stage_then_falls_back_when_it_goes_away(qwen_server):
     url, proc = qwen_server
     stage = SecondStage(url, timeout=30, explain=True)
