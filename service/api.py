@@ -13,7 +13,6 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -82,8 +81,9 @@ def decode(request, settings_pre) -> Decoded | ImageError:
 
 
 def detection_record(item: Decoded, score: float, verdict: str, model: dict, kept: bool) -> dict:
-    """What is stored about one answered image (see service.records.Detection)."""
-    return {
+    """What is stored about one answered image (see service.records.Detection); a kept (uncertain) image
+    travels with its bytes, which the flusher puts in the object store."""
+    rec = {
         "id": str(uuid.uuid4()),
         "sha256": item.sha256,
         "score": score,
@@ -99,6 +99,9 @@ def detection_record(item: Decoded, score: float, verdict: str, model: dict, kep
         "provenance": item.provenance,
         "kept": kept,
     }
+    if kept:
+        rec["image_b64"] = base64.b64encode(item.data).decode()
+    return rec
 
 
 class DetectorAPI(ls.LitAPI):
@@ -124,21 +127,14 @@ class DetectorAPI(ls.LitAPI):
         self._setup_records()
 
     def _setup_records(self) -> None:
-        """Records go to a local outbox; a flusher thread drains it into the store (see service.outbox)."""
-        from model.etl.objects import open_objects
-        from model.etl.store import default_urls
+        """Records go to a local outbox that the HTTP process drains into the store (service.state): this
+        process only decodes and scores, so nothing here waits on a database or an object store."""
         from service.metrics import metrics
-        from service.outbox import Flusher, Outbox
+        from service.outbox import Outbox
 
         self.metrics = metrics()
         self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
-        url, objects = default_urls(self.settings)
-        self.objects = open_objects(objects)
         self.outbox = Outbox(outbox_path(self.settings))
-        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).insert_detections).start()
-        threading.Thread(
-            target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
-        ).start()
 
     def decode_request(self, request):
         return decode(request, self.pre)
@@ -156,20 +152,9 @@ class DetectorAPI(ls.LitAPI):
             scores = self.bundle.score_tensor(x)
             verdicts = self.bundle.verdicts(scores)
             for i, s, v in zip(ok, scores, verdicts, strict=True):
-                records[i] = detection_record(items[i], float(s), v, self.model_info, self._keep(items[i], v))
+                records[i] = detection_record(items[i], float(s), v, self.model_info, kept=v == "uncertain")
             self._record([r for r in records if r is not None])
         return [(it, r) for it, r in zip(items, records, strict=True)]
-
-    def _keep(self, item: Decoded, verdict: str) -> bool:
-        """Uncertain images are kept (content-addressed) for review and training."""
-        if verdict != "uncertain" or not hasattr(self, "objects"):
-            return False
-        try:
-            self.objects.put(item.sha256, item.data)
-            return True
-        except Exception as e:  # a full disk or an unreachable bucket costs the review copy, not the answer
-            log.warning("could not keep image %s: %s", item.sha256[:12], e)
-            return False
 
     def _record(self, records: list[dict]) -> None:
         if not hasattr(self, "outbox"):
@@ -183,7 +168,6 @@ class DetectorAPI(ls.LitAPI):
             self.outbox.append(records)
         except Exception as e:  # the answer still goes out; the log says what was lost
             log.error("could not queue %d detection records: %s", len(records), e)
-        self.flusher.poke()
 
     def unbatch(self, output):
         return output

@@ -83,7 +83,9 @@ class StateCollector:
             yield g
         drift = read_drift(self.drift_file) if self.drift_file else None
         if drift:
-            g = GaugeMetricFamily("aidetect_drift_psi", "PSI of recent traffic vs the training snapshot", ["feature"])
+            g = GaugeMetricFamily(
+                "aidetect_drift_psi", "PSI of recent traffic vs the training snapshot", labels=["feature"]
+            )
             for feature, row in drift.get("features", {}).items():
                 if row.get("psi") is not None:
                     g.add_metric([feature], float(row["psi"]))

@@ -89,12 +89,15 @@ class AuthMiddleware:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, state=None):
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.state is not None:
+            self.state.ensure_background()
         from service.metrics import metrics
 
         endpoint = ENDPOINTS.get(scope["path"], "other")

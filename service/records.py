@@ -17,6 +17,7 @@ than MIN_AGREEMENT of them, their labels are kept as feedback but not passed to 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -154,6 +155,11 @@ class Records:
         rows = list(rows)
         if not rows:
             return 0
+        for r in rows:  # bytes first: a row never points at an object that is not there
+            if "image_b64" in r:
+                with self.store.guard("keeping a review image"):
+                    self.store.objects.put(r["sha256"], base64.b64decode(r["image_b64"]))
+        rows = [{k: v for k, v in r.items() if k != "image_b64"} for r in rows]
         with self.session("recording detections") as s:
             ids = [r["id"] for r in rows]
             present = set(s.scalars(select(Detection.id).where(Detection.id.in_(ids))))

@@ -47,7 +47,7 @@ def build_server(settings: Settings) -> ls.LitServer:
                 "allow_headers": ["Authorization", "X-API-Key", "Content-Type"],
             },
         ),
-        (MetricsMiddleware, {}),
+        (MetricsMiddleware, {"state": state}),
     ]
     server = ls.LitServer(
         api,

@@ -22,6 +22,9 @@ from service.records import KeyRow
 log = logging.getLogger(__name__)
 
 
+MIN_REFRESH_S = 0.5  # unknown key ids trigger a refresh at most this often (no database hammering by guessers)
+
+
 class KeyCache:
     """API keys as last read from the database, refreshed every `ttl` seconds; while the database is down
     the last good copy keeps detection working (revocations then wait for it to return)."""
@@ -45,6 +48,10 @@ class KeyCache:
     def check(self, secret: str) -> KeyRow | None:
         key_id = parse_key(secret)
         keys = self.keys() or {}
+        if key_id and key_id not in keys and time.monotonic() - self._at > MIN_REFRESH_S:
+            with self._lock:  # a key made a moment ago: look again rather than wait for the next refresh
+                self._at = 0.0
+            keys = self.keys() or {}
         row = keys.get(key_id) if key_id else None
         if row is None or row.revoked or not key_matches(secret, row.key_hash):
             return None
@@ -77,6 +84,21 @@ class ServiceState:
         self.limiter = RateLimiter()
         self.secret = session_secret(settings)
         self.drift_file = Path(settings.home) / "monitoring" / "drift.json"
+        self._background_pid: int | None = None
+
+    def ensure_background(self) -> None:
+        """Start the outbox flusher and the retention pass in this process, once. Called on every request
+        (the readiness probe included), because LitServe forks the HTTP process after build time."""
+        if self._background_pid == os.getpid():
+            return
+        self._background_pid = os.getpid()
+        from service.api import prune_forever
+        from service.outbox import Flusher
+
+        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).insert_detections).start()
+        threading.Thread(
+            target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
+        ).start()
 
     def db(self):
         """The records database, with every queued detection flushed into it first; raises when it is down."""

@@ -3,6 +3,7 @@ the agreement rule, the review queue, accuracy and retention."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import uuid
@@ -31,9 +32,7 @@ def db(tmp_path):
 
 def detection(db: Records, data: bytes, verdict="uncertain", score=0.5, when=None, keep=True) -> dict:
     sha = sha256_hex(data)
-    if keep:
-        db.store.objects.put(sha, data)
-    return {
+    rec = {
         "id": str(uuid.uuid4()),
         "sha256": sha,
         "score": score,
@@ -49,6 +48,9 @@ def detection(db: Records, data: bytes, verdict="uncertain", score=0.5, when=Non
         "provenance": {"ai_hint": False, "software": "GIMP"},
         "kept": keep,
     }
+    if keep:  # as service.api.detection_record sends it: the flush puts the bytes in the object store
+        rec["image_b64"] = base64.b64encode(data).decode()
+    return rec
 
 
 def test_insert_is_idempotent_and_kept_images_join_the_data_store(db):
