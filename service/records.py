@@ -285,7 +285,8 @@ class Records:
     # --- the review queue ---
 
     def _queue_query(self, verdict: str | None, model_version: str | None, min_score, max_score, ai_hint):
-        q = select(Detection).where(Detection.kept.is_(True), ~Detection.id.in_(select(Feedback.detection_id)))
+        # An image labelled through any of its detections is done: the queue is of images, not requests.
+        q = select(Detection).where(Detection.kept.is_(True), ~Detection.sha256.in_(select(Feedback.sha256)))
         if verdict:
             q = q.where(Detection.verdict == verdict)
         if model_version:
@@ -307,7 +308,11 @@ class Records:
     ) -> list[dict]:
         q = self._queue_query(verdict, model_version, min_score, max_score, ai_hint)
         with self.session("reading the review queue") as s:
-            rows = [_detection_dict(d) for d in s.scalars(q.order_by(Detection.created_at).limit(limit * 4))]
+            rows, seen = [], set()
+            for d in s.scalars(q.order_by(Detection.created_at).limit(limit * 4)):
+                if d.sha256 not in seen:  # the same image sent twice is reviewed once
+                    seen.add(d.sha256)
+                    rows.append(_detection_dict(d))
         if ai_hint is not None:  # a JSON field: filtered here rather than in SQL, portably
             rows = [r for r in rows if bool((r["provenance"] or {}).get("ai_hint")) == ai_hint]
         return rows[:limit]
@@ -315,7 +320,7 @@ class Records:
     def queue_size(self) -> int:
         with self.session("counting the review queue") as s:
             sub = self._queue_query(None, None, None, None, None).subquery()
-            return s.scalar(select(func.count()).select_from(sub)) or 0
+            return s.scalar(select(func.count(func.distinct(sub.c.sha256)))) or 0
 
     def image_bytes(self, sha256: str) -> bytes | None:
         with self.session("reading a kept image") as s:
@@ -338,7 +343,7 @@ class Records:
                 select(Detection).where(
                     Detection.kept.is_(True),
                     Detection.created_at < cutoff,
-                    ~Detection.id.in_(select(Feedback.detection_id)),
+                    ~Detection.sha256.in_(select(Feedback.sha256)),
                 )
             ).all()
             shas = {d.sha256 for d in stale}

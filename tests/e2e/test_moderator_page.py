@@ -125,7 +125,9 @@ def test_label_an_item_in_headless_chromium(secure_server, manifest, browser):
         with db.session("check") as s:
             fb = s.scalars(select(Feedback).where(Feedback.detection_id == item_id)).one()
             assert (fb.label, fb.given_by) == ("ai", "moderator:alice")
-            event = s.scalars(select(LabelEvent).where(LabelEvent.sha256 == fb.sha256)).one()
+            event = s.scalars(
+                select(LabelEvent).where(LabelEvent.sha256 == fb.sha256, LabelEvent.moderator == "moderator:alice")
+            ).one()
             assert (event.label, event.origin, event.moderator) == ("ai", "moderator", "moderator:alice")
             assert s.get(StoredImage, fb.sha256).label == "ai"  # the next snapshot trains on it
         assert item_id not in [q["id"] for q in db.queue(verdict=None, limit=1000)]

@@ -133,6 +133,11 @@ def test_queue_filters_size_and_accuracy(db):
     acc = db.accuracy()
     assert (acc["decided"], acc["correct"], acc["accuracy"], acc["uncertain_labelled"]) == (2, 1, 0.5, 1)
     assert db.queue_size() == 1
+    again = detection(db, png(21), score=0.55)  # the same image sent again: still one item to review
+    db.insert_detections([again])
+    assert db.queue_size() == 1 and len(db.queue()) == 1
+    db.add_feedback(again["id"], "ai", "key:k")
+    assert db.queue_size() == 0 and db.queue() == []  # labelling one detection of an image settles them all
 
 
 def test_prune_forgets_unlabelled_images_past_retention_only(db):
