@@ -36,7 +36,12 @@ def _rows(heading: str) -> list[list[str]]:
 def _pod_requests(objects: list[dict], kind: str, name: str) -> tuple[int, int]:
     """Effective (CPU m, MiB) a pod of kind/name requests, init containers counted as Kubernetes does."""
     obj = next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
-    template = obj["spec"]["jobTemplate"]["spec"]["template"] if kind == "CronJob" else obj["spec"]["template"]
+    if kind == "ConfigMap":  # a runner scale set's job pod template (gitops/infrastructure/runners)
+        template = yaml.safe_load(obj["data"]["job.yaml"])
+    elif kind == "CronJob":
+        template = obj["spec"]["jobTemplate"]["spec"]["template"]
+    else:
+        template = obj["spec"]["template"]
     spec = template["spec"]
     main = [c["resources"]["requests"] for c in spec["containers"]]
     init = [c["resources"]["requests"] for c in spec.get("initContainers", [])]
@@ -49,7 +54,7 @@ def _helm_requests(app: str, path: str) -> tuple[int, int]:
     values = yaml.safe_load((GITOPS / "infrastructure/controllers" / f"{app}.yaml").read_text())
     node = values["spec"]["source"]["helm"]["valuesObject"]
     for key in path.split("."):
-        node = node[key]
+        node = node[int(key)] if isinstance(node, list) else node[key]  # containers.0.resources
     return _cpu_m(node["requests"]["cpu"]), _mib(node["requests"]["memory"])
 
 
