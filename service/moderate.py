@@ -10,7 +10,6 @@ gave it ("moderator:NAME").
 from __future__ import annotations
 
 import asyncio
-from importlib import resources
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -45,7 +44,9 @@ def image_type(data: bytes) -> str:
 
 
 def _page(name: str) -> str:
-    return resources.files("service").joinpath("static", name).read_text()
+    from service.pages import LOGIN_HTML, MODERATE_HTML
+
+    return {"login.html": LOGIN_HTML, "moderate.html": MODERATE_HTML}[name]
 
 
 def build_moderator_router(state) -> APIRouter:

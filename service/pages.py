@@ -1,4 +1,36 @@
-<!doctype html>
+"""The moderator page's HTML, kept in a module (not package data) so every install of the package,
+editable or a wheel in the image, serves it. Plain HTML + a small script; no build step, no CDN.
+"""
+
+# ruff: noqa: E501
+
+LOGIN_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>aidetect — moderator sign-in</title>
+<style>
+  body { font: 15px system-ui, sans-serif; background: #f4f5f7; display: grid; place-items: center; min-height: 100vh; margin: 0; }
+  form { background: #fff; padding: 2rem; border-radius: 8px; box-shadow: 0 1px 4px #0002; display: grid; gap: .8rem; width: 18rem; }
+  input, button { font: inherit; padding: .5rem; }
+  button { background: #1f4fd1; color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
+  .error { color: #b00020; min-height: 1.2em; margin: 0; }
+</style>
+</head>
+<body>
+<form method="post" action="/moderate/login">
+  <h1 style="margin:0;font-size:1.3rem">aidetect moderation</h1>
+  <p class="error" id="error">{{error}}</p>
+  <label>Name <input name="name" id="name" autocomplete="username" required autofocus></label>
+  <label>Password <input name="password" id="password" type="password" autocomplete="current-password" required></label>
+  <button type="submit" id="signin">Sign in</button>
+</form>
+</body>
+</html>
+"""
+
+MODERATE_HTML = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -212,3 +244,4 @@ setInterval(() => { if (!busy) loadQueue().catch(() => {}); }, 15000);
 </script>
 </body>
 </html>
+"""
