@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -62,9 +61,11 @@ def test_trains_from_a_data_snapshot(tmp_path, manifest):
     out = run("train", "--manifest", snap["manifest"], "--per-group", "4", "--epochs", "1")
     run_id = json.loads(out)["run_id"]
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
-    r = MlflowClient().get_run(run_id)
+    # An explicit client: other tests in the session have pointed mlflow's global registry elsewhere.
+    uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    r = client.get_run(run_id)
     assert r.data.tags["aidetect.snapshot.digest"] == snap["digest"]
     assert [d.dataset.digest for d in r.inputs.dataset_inputs] == [snap["digest"][:32]]
-    mv = MlflowClient().get_model_version("aidetect", "1")
+    mv = client.get_model_version("aidetect", "1")
     assert mv.tags["data_digest"] == snap["digest"]
