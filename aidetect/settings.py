@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     # --- service ---
     host: str = Field(default="127.0.0.1", description="address the detector binds")
     port: int = Field(default=8000, description="port the detector binds")
-    max_batch_size: int = Field(default=16, description="dynamic batching: most images per forward pass")
+    # On 2 CPU cores EfficientNet at 256 px is fastest per image at batch 4-8 (bench/serve_throughput.py).
+    max_batch_size: int = Field(default=4, description="dynamic batching: most images per forward pass")
     batch_timeout: float = Field(default=0.01, description="dynamic batching: seconds to wait to fill a batch")
     workers_per_device: int = Field(default=1, description="inference worker processes")
     qwen_url: str | None = Field(

@@ -4,7 +4,8 @@
     python bench/serve_throughput.py --home ~/.aidetect   # the production model of a store
     python bench/serve_throughput.py --clients 8 --seconds 20
 
-raw    = DetectorBundle forward on already-decoded, normalised images, batch = max batch size
+raw    = DetectorBundle forward on already-decoded, normalised images, at batch 1..16 (the server's
+         batch limit and the raw model's best batch are both reported)
 server = `aidetect serve` as a real process; concurrent clients post JPEG bytes over loopback
 Writes bench/results/serve_throughput.json (and prints it).
 """
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from aidetect.settings import Settings  # noqa: E402
 from aidetect.testing import servers  # noqa: E402
+
+RAW_BATCHES = (1, 2, 4, 8, 16)
 
 
 def ensure_model(settings: Settings) -> str:
@@ -108,7 +111,9 @@ def main() -> None:
     ap.add_argument("--home", type=Path, help="aidetect home with a production model (default: a temp store)")
     ap.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     ap.add_argument("--seconds", type=float, default=15.0, help="measuring time per phase")
-    ap.add_argument("--max-batch-size", type=int, default=16, help="server dynamic batch size = raw batch size")
+    ap.add_argument(
+        "--max-batch-size", type=int, default=Settings().max_batch_size, help="server's dynamic batch limit"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_throughput.json")
     args = ap.parse_args()
 
@@ -131,7 +136,12 @@ def main() -> None:
         try:
             servers.wait_http(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
             # Raw first with the server idle, then the server: one run, same machine, same model.
-            raw = bench_raw(bundle, images, args.max_batch_size, args.seconds)
+            # Per-image cost on CPU depends on the batch (cache effects), so the raw model is measured
+            # at every batch size: at the server's batch limit and at its own best.
+            curve = {b: bench_raw(bundle, images, b, args.seconds / 2) for b in RAW_BATCHES}
+            curve.setdefault(args.max_batch_size, bench_raw(bundle, images, args.max_batch_size, args.seconds / 2))
+            raw = curve[args.max_batch_size]
+            best = max(curve.values(), key=lambda r: r["images_per_s"])
             del bundle
             server = asyncio.run(bench_server(f"http://127.0.0.1:{port}", images, args.clients, args.seconds))
         finally:
@@ -143,9 +153,12 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
         "torch_threads": torch.get_num_threads(),
         "raw": raw,
+        "raw_best": best,
+        "raw_by_batch": {str(b): round(r["images_per_s"], 2) for b, r in sorted(curve.items())},
         "server": server,
         "server_vs_raw": server["images_per_s"] / raw["images_per_s"],
-        "goal": "server >= 0.9 x raw",
+        "server_vs_raw_best": server["images_per_s"] / best["images_per_s"],
+        "goal": "server >= 0.9 x raw (raw at the server's batch limit, and at the raw model's best batch)",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
