@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--home", type=Path, help="aidetect home with a production model (default: a temp store)")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels")
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring time per mode and level")
-    ap.add_argument("--max-batch-size", type=int, default=16, help="server dynamic batch = largest raw batch")
+    ap.add_argument("--max-batch-size", type=int, default=Settings().max_batch_size, help="server batch limit")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_latency.json")
     ap.add_argument("--naive-server", nargs=3, metavar=("HOME", "URI", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -230,6 +230,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     @router.post(
         "/v1/detect",
         response_model=DetectionOut,
+        response_model_exclude_unset=True,  # cascade fields appear only when the cascade ran
         responses=ERRORS,
         openapi_extra=IMAGE_BODY,
         summary="Score one image: raw body, multipart field `image`, or JSON image_b64",
@@ -254,6 +255,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     @router.post(
         "/v1/detect/batch",
         response_model=BatchOut,
+        response_model_exclude_unset=True,
         responses=ERRORS,
         openapi_extra=BATCH_BODY,
         summary=f"Score up to {settings.max_images_per_request} images (multipart field `images`, repeated)",
