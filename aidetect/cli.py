@@ -25,13 +25,6 @@ app = typer.Typer(
 )
 
 
-class CLIError(Exception):
-    """An error the user can fix; printed as one line on stderr with exit code 2."""
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.callback()

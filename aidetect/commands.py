@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from aidetect.errors import fail as _fail
 from aidetect.settings import get_settings
 
 log = logging.getLogger("aidetect")
@@ -21,9 +22,6 @@ HOME_OPT = typer.Option(None, "--home", help="data directory for the embedded ML
 TRACKING_OPT = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [env AIDETECT_TRACKING_URI]")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _user_errors():

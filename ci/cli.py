@@ -21,6 +21,8 @@ from pathlib import Path
 
 import typer
 
+from aidetect.errors import fail as _fail
+
 app = typer.Typer(
     help="Retrain, gate, promote and roll back models: registry aliases plus the model pin in gitops/.",
     no_args_is_help=True,
@@ -31,9 +33,6 @@ TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI [env AIDETECT_T
 REPO = typer.Option(None, "--gitops-repo", help="git checkout with gitops/ [env AIDETECT_CI_GITOPS_REPO]")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _errors():

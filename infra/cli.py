@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from aidetect.errors import fail as _fail
 from infra.config import DEFAULT_SITE_FILE, SiteError, load_site
 
 app = typer.Typer(
@@ -35,9 +36,6 @@ SiteOption = typer.Option(DEFAULT_SITE_FILE, "--site", help="site file both engi
 YesOption = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _guard(fn, *args, **kwargs):

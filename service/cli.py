@@ -21,6 +21,7 @@ from pathlib import Path
 
 import typer
 
+from aidetect.errors import fail as _fail
 from aidetect.settings import get_settings
 
 keys_app = typer.Typer(help="API keys for the detector: create, list, revoke.", no_args_is_help=True)
@@ -32,9 +33,6 @@ HOME = typer.Option(None, "--home", help="data directory [env AIDETECT_HOME]")
 STORE = typer.Option(None, "--store-url", help="records database URL [env AIDETECT_STORE_URL]")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _records(home: Path | None, store_url: str | None):

@@ -20,6 +20,8 @@ import sys
 
 import typer
 
+from aidetect.errors import fail
+
 ingest_app = typer.Typer(
     help="Collect images from social media into the store (resumable, idempotent).", add_completion=False
 )
@@ -36,8 +38,8 @@ OBJECTS = typer.Option(None, "--object-store", help="a directory or s3://bucket/
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(code)
+    # Ingest failures exit 1 (retry later); bad arguments pass 2.
+    return fail(message, code)
 
 
 def _emit(obj) -> None:

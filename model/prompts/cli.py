@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from aidetect.errors import fail as _fail
+
 from .bank import DEFAULT_BANK_PATH, PromptBankError, builtin_bank, load_bank, save_bank
 
 app = typer.Typer(
@@ -21,9 +23,6 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(2)
 
 
 @app.command()

@@ -17,15 +17,14 @@ from typing import Annotated
 
 import typer
 
+from aidetect.errors import fail as _fail
+
 app = typer.Typer(
     help="The Qwen2-VL-7B detector (LoRA/QLoRA): second stage of the cascade, with explanations.",
     no_args_is_help=True,
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"aidetect: error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _user_errors():
