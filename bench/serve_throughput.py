@@ -131,6 +131,8 @@ def main() -> None:
             "AIDETECT_PORT": str(port),
             "AIDETECT_MAX_BATCH_SIZE": str(args.max_batch_size),
             "AIDETECT_MODEL_URI": ref.uri,
+            # Capacity is measured, not the per-client limiter (every client here is 127.0.0.1).
+            "AIDETECT_RATE_LIMIT_PER_MINUTE": "100000000",
         }
         proc = servers.start(servers.aidetect_cmd("serve"), env=env, log=Path(tmp) / "serve.log")
         try:
