@@ -17,14 +17,11 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,78 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from aidetect.settings import Settings  # noqa: E402
 from aidetect.testing import servers  # noqa: E402
+from bench import serve_latency  # noqa: E402  (model set-up, image sample and HTTP load are shared)
+from bench.serve_latency import ensure_model, sample_images  # noqa: E402
 
 RAW_BATCHES = (1, 2, 4, 8, 16)
 
 
-def ensure_model(settings: Settings) -> str:
-    from model import registry
-    from model.jobs import evaluate_and_promote, train_and_register
-    from model.train import load_config
-
-    registry.configure(settings)
-    if registry.alias_version(settings.model_name, settings.production_alias) is None:
-        # Throughput depends on the architecture, not on how well it was trained.
-        ref, _ = train_and_register(settings, load_config(per_group=8, epochs=1))
-        evaluate_and_promote(settings, ref.uri, per_group=4)
-    return settings.resolved_model_uri
-
-
 def bench_raw(bundle, images: list[bytes], batch: int, seconds: float) -> dict:
-    from model.preprocess import preprocess
-
-    x = torch.from_numpy(np.stack([preprocess(b, bundle.pre) for b in images]))
-    reps = x.repeat((batch // len(x)) + 1, 1, 1, 1)[:batch]
-    bundle.score_tensor(reps)  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        bundle.score_tensor(reps)
-        n += batch
-    dt = time.perf_counter() - t0
-    return {"images": n, "seconds": dt, "images_per_s": n / dt, "batch": batch}
-
-
-async def _client_loop(client, url, payloads, stop_at, lat, errors):
-    i = 0
-    while time.perf_counter() < stop_at:
-        t = time.perf_counter()
-        r = await client.post(url, content=payloads[i % len(payloads)], headers={"content-type": "image/jpeg"})
-        if r.status_code == 200:
-            lat.append(time.perf_counter() - t)
-        else:
-            errors.append(r.status_code)
-        i += 1
-
-
-async def bench_server(base: str, images: list[bytes], clients: int, seconds: float) -> dict:
-    url = f"{base}/v1/detect"
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        for b in images[: min(4, len(images))]:  # warm-up
-            await client.post(url, content=b)
-        lat: list[float] = []
-        errors: list[int] = []
-        t0 = time.perf_counter()
-        stop_at = t0 + seconds
-        await asyncio.gather(*[_client_loop(client, url, images, stop_at, lat, errors) for _ in range(clients)])
-        dt = time.perf_counter() - t0
-    lat.sort()
-    return {
-        "clients": clients,
-        "images": len(lat),
-        "errors": len(errors),
-        "seconds": dt,
-        "images_per_s": len(lat) / dt,
-        "p50_ms": 1000 * statistics.median(lat) if lat else None,
-        "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else None,
-    }
-
-
-def sample_images(settings: Settings, n: int) -> list[bytes]:
-    from model.manifest import read_manifest, subsample
-
-    rows = subsample(read_manifest(settings.manifest, split="val"), max(1, n // 6))
-    return [r.path.read_bytes() for r in rows][:n]
+    return serve_latency.bench_raw(bundle, images, clients=batch, max_batch=batch, seconds=seconds)
 
 
 def main() -> None:
@@ -145,7 +78,11 @@ def main() -> None:
             raw = curve[args.max_batch_size]
             best = max(curve.values(), key=lambda r: r["images_per_s"])
             del bundle
-            server = asyncio.run(bench_server(f"http://127.0.0.1:{port}", images, args.clients, args.seconds))
+            url = f"http://127.0.0.1:{port}/v1/detect"
+            server = {
+                "clients": args.clients,
+                **asyncio.run(serve_latency.bench_http(url, images, args.clients, args.seconds)),
+            }
         finally:
             servers.stop(proc)
 
