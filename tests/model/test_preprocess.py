@@ -115,6 +115,20 @@ def test_unsupported_format_is_refused():
     assert e.value.status == 415
 
 
+@pytest.mark.parametrize(
+    "cfg", [PreprocessConfig(), PreprocessConfig(mean=(0.5, 0.25, 0.0), std=(0.5, 1.0, 2.0))], ids=["imagenet", "other"]
+)
+def test_to_array_matches_the_arithmetic_definition_exactly(cfg):
+    # The lookup table must give the very numbers (x / 255 - mean) / std gives, for every byte value.
+    pixels = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    pixels[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 1, 254]]
+    x = pixels.astype(np.float32) / 255.0
+    want = ((x - np.float32(cfg.mean)) / np.float32(cfg.std)).transpose(2, 0, 1)
+    got = to_array(Image.fromarray(pixels), cfg)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == (3, 37, 53)
+    assert np.array_equal(got, want)
+
+
 def test_config_roundtrip():
     cfg = PreprocessConfig(size=128, max_pixels=10)
     assert PreprocessConfig.from_dict(cfg.to_dict() | {"unknown": 1}) == cfg
