@@ -53,8 +53,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="port the detector binds")
     # On 2 CPU cores EfficientNet at 256 px is fastest per image at batch 4-8 (bench/serve_throughput.py).
     max_batch_size: int = Field(default=4, description="dynamic batching: most images per forward pass")
-    batch_timeout: float = Field(default=0.01, description="dynamic batching: seconds to wait to fill a batch")
-    workers_per_device: int = Field(default=1, description="inference worker processes")
+    # On a CPU a single-thread worker's cost per image hardly changes with the batch, so waiting for a batch
+    # to fill only adds latency; under load the queue fills batches by itself (service/batching.py).
+    batch_timeout: float = Field(
+        default=0.0, description="dynamic batching: seconds to wait for a batch to fill; 0 = take what is queued"
+    )
+    workers_per_device: int = Field(
+        default=0,
+        description="inference worker processes; 0 = one per available CPU core, at most 4 (most images/s); "
+        "1 = lowest latency for a lone request",
+    )
+    torch_threads: int = Field(default=0, description="torch threads per inference worker; 0 = cores / workers")
     qwen_url: str | None = Field(
         default=None, description="cascade: Qwen stage server for uncertain images (e.g. http://127.0.0.1:8001)"
     )

@@ -107,15 +107,22 @@ def detection_record(item: Decoded, score: float, verdict: str, model: dict, kep
 class DetectorAPI(ls.LitAPI):
     """One EfficientNet detector loaded from the MLflow registry, batched dynamically."""
 
-    def __init__(self, settings: Settings | None = None, **kw):
+    def __init__(self, settings: Settings | None = None, torch_threads: int = 0, **kw):
         s = settings or get_settings()
+        if s.max_batch_size > 1:
+            from service.batching import BlockingBatchedLoop
+
+            kw.setdefault("loop", BlockingBatchedLoop())
         super().__init__(max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout, api_path="/v1/detect", **kw)
         self.settings = s
+        self.torch_threads = torch_threads  # 0: torch's own default
 
     def setup(self, device) -> None:
         from model import registry
 
         torch.set_grad_enabled(False)
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
         registry.configure(self.settings)
         self.bundle, self.ref = registry.load_detector(self.settings.resolved_model_uri)
         # The service's byte and pixel limits apply on top of the preprocessing the model was trained with.

@@ -22,6 +22,7 @@ from service.api import DetectorAPI
 from service.body import ImageBodyMiddleware
 from service.middleware import AuthMiddleware, MetricsMiddleware
 from service.routes import validation_message
+from service.workers import available_cpus, inference_layout
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,9 @@ def build_server(settings: Settings) -> ls.LitServer:
     from service.routes import build_router, fix_openapi
     from service.state import ServiceState
 
-    api = DetectorAPI(settings)
+    workers, threads = inference_layout(settings.workers_per_device, settings.torch_threads, available_cpus())
+    log.info("%d inference worker(s), %d torch thread(s) each", workers, threads)
+    api = DetectorAPI(settings, torch_threads=threads)
     state = ServiceState(settings)
     batch_bytes = settings.max_bytes * settings.max_images_per_request
     # Listed innermost first: LitServe adds them in order, and each added one wraps the ones before.
@@ -52,7 +55,7 @@ def build_server(settings: Settings) -> ls.LitServer:
     server = ls.LitServer(
         api,
         accelerator="cpu",
-        workers_per_device=settings.workers_per_device,
+        workers_per_device=workers,
         middlewares=middlewares,
         model_metadata={"service": "aidetect", "model_uri": settings.resolved_model_uri},
         timeout=60,

@@ -74,6 +74,9 @@ def detector_with(tiny_model, tmp_path):
     procs = []
 
     def start(**extra_env):
+        # One inference worker unless a test asks: these servers test settings, and the shared
+        # detector_server already runs the default layout (a worker per core).
+        extra_env.setdefault("AIDETECT_WORKERS_PER_DEVICE", "1")
         url, proc = start_detector(tiny_model[0], tmp_path, **extra_env)
         procs.append(proc)
         return url

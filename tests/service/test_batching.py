@@ -1,0 +1,93 @@
+"""The blocking batch collector against a real queue: what it takes, when it returns, how it stops."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
+from litserve.utils import LitAPIStatus
+
+from service.batching import collate_blocking
+
+
+class Loop:
+    """Records the START statuses the collector sends, as LitServe's loop would forward them."""
+
+    def __init__(self):
+        self.started = []
+
+    def put_response(self, transport, response_queue_id, uid, response_data, status, response_type):
+        assert status == LitAPIStatus.START
+        self.started.append(uid)
+
+
+def api(max_batch_size=4, batch_timeout=0.0, request_timeout=30):
+    return SimpleNamespace(max_batch_size=max_batch_size, batch_timeout=batch_timeout, request_timeout=request_timeout)
+
+
+def request(uid, age=0.0):
+    return (0, uid, time.monotonic() - age, {"data": uid})
+
+
+def test_takes_what_is_queued_up_to_the_batch_limit_without_waiting():
+    q = queue.Queue()
+    for i in range(6):
+        q.put(request(f"r{i}"))
+    loop = Loop()
+    t0 = time.monotonic()
+    payloads, timed_out = collate_blocking(loop, api(max_batch_size=4), q, None, idle_wait=5)
+    assert time.monotonic() - t0 < 1  # nothing waited for
+    assert [p[1] for p in payloads] == ["r0", "r1", "r2", "r3"] and timed_out == []
+    assert loop.started == ["r0", "r1", "r2", "r3"] and q.qsize() == 2  # the rest wait for the next batch
+
+
+def test_blocks_for_the_first_request_then_gives_the_batch_its_timeout_to_fill():
+    q = queue.Queue()
+
+    def producer():
+        time.sleep(0.3)
+        q.put(request("first"))
+        time.sleep(0.05)
+        q.put(request("second"))  # inside the 0.5 s fill window
+        time.sleep(1.0)
+        q.put(request("late"))  # after it: the next batch's
+
+    threading.Thread(target=producer, daemon=True).start()
+    t0 = time.monotonic()
+    payloads, _ = collate_blocking(Loop(), api(batch_timeout=0.5), q, None, idle_wait=5)
+    waited = time.monotonic() - t0
+    assert [p[1] for p in payloads] == ["first", "second"]
+    assert 0.75 <= waited < 1.3  # 0.3 s to the first request, then the whole fill window
+    payloads, _ = collate_blocking(Loop(), api(batch_timeout=0.0), q, None, idle_wait=5)
+    assert [p[1] for p in payloads] == ["late"]
+
+
+def test_an_idle_queue_returns_an_empty_batch_after_the_idle_wait():
+    t0 = time.monotonic()
+    assert collate_blocking(Loop(), api(), queue.Queue(), None, idle_wait=0.2) == ([], [])
+    assert 0.15 <= time.monotonic() - t0 < 1
+
+
+def test_requests_older_than_the_request_timeout_are_reported_not_run():
+    q = queue.Queue()
+    q.put(request("stale", age=10))
+    q.put(request("fresh"))
+    payloads, timed_out = collate_blocking(Loop(), api(request_timeout=5), q, None, idle_wait=1)
+    assert [p[1] for p in payloads] == ["fresh"] and timed_out == [(0, "stale")]
+    q.put(request("old", age=10))
+    payloads, timed_out = collate_blocking(Loop(), api(request_timeout=-1), q, None, idle_wait=1)
+    assert [p[1] for p in payloads] == ["old"] and timed_out == []  # -1: no timeout
+
+
+@pytest.mark.parametrize("position", ["first", "later"])
+def test_the_shutdown_sentinel_stops_the_loop(position):
+    q = queue.Queue()
+    if position == "later":
+        q.put(request("r0"))
+    q.put(_SENTINEL_VALUE)
+    with pytest.raises(_StopLoopError):
+        collate_blocking(Loop(), api(), q, None, idle_wait=1)
