@@ -233,9 +233,9 @@ class LazyRecords:
             self._records = Records.open(self.settings)
         return self._records
 
-    def insert_detections(self, rows: list[dict]) -> int:
+    def apply_outbox(self, rows: list[dict]) -> int:
         try:
-            return self.get().insert_detections(rows)
+            return self.get().apply_outbox(rows)
         except Exception:
             if self._records is not None:
                 self._records.close()

@@ -2,7 +2,7 @@
 
     box = Outbox(home / "outbox.db")
     box.append([record, ...])             # one SQLite transaction per batch; survives a killed process
-    box.drain(records.insert_detections)  # rows leave the box only after the handler committed them
+    box.drain(records.apply_outbox)     # rows leave the box only after the handler committed them
 
 The worker never waits on the (maybe remote, maybe down) database: it appends to a local SQLite
 file and a flusher drains it. While the database is down records pile up here and are flushed

@@ -1,7 +1,7 @@
 """The service's records: detections, feedback, API keys and moderator accounts, in the data store.
 
     db = Records.open(settings)              # same database and object store as model/etl
-    db.insert_detections([...])              # what the outbox flusher calls, once per batch
+    db.apply_outbox([...])                   # what the outbox flusher calls, once per batch
     db.add_feedback(detection_id, "ai", given_by="moderator:alice")   # committed before it returns
     db.queue(verdict="uncertain")            # the review queue, oldest first
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,6 +46,27 @@ MIN_OVERLAP = 5
 MIN_AGREEMENT = 0.6
 # What a verdict claims, in the label vocabulary; "uncertain" claims nothing.
 VERDICT_LABEL = {"ai_generated": "ai", "real": "real"}
+
+
+log = logging.getLogger(__name__)
+
+# An outbox row that changes an earlier detection instead of adding one (see stage_update).
+STAGE_UPDATE = "stage_update"
+
+
+def stage_update(result: dict) -> dict:
+    """The outbox row that records a cascade answer (service.cascade.combine) on its detection: the
+    score, verdict and stage the caller got, and the model that decided."""
+    second = result.get("second_model") or {}
+    return {
+        "op": STAGE_UPDATE,
+        "id": result["id"],
+        "score": float(result["score"]),
+        "verdict": result["verdict"],
+        "stage": result["stage"],
+        "model_name": second.get("name"),
+        "model_version": second.get("version"),
+    }
 
 
 class NotFound(LookupError):
@@ -171,6 +193,29 @@ class Records:
                     s.add(self._image_row(r))
                     s.flush()
         return len(new)
+
+    def apply_outbox(self, rows: Iterable[dict]) -> int:
+        """What the outbox flusher calls: new detections, then the cascade's later verdicts on them.
+        An update is queued after the detection it changes, so inserting first is always safe."""
+        rows = list(rows)
+        n = self.insert_detections([r for r in rows if r.get("op") is None])
+        self.update_stages([r for r in rows if r.get("op") == STAGE_UPDATE])
+        return n
+
+    def update_stages(self, rows: list[dict]) -> None:
+        """Set the final score, verdict, stage and deciding model of detections the cascade's second stage
+        decided (rows from service.api.stage_update). Repeating one is harmless."""
+        if not rows:
+            return
+        with self.session("recording cascade verdicts") as s:
+            for r in rows:
+                d = s.get(Detection, r["id"])
+                if d is None:
+                    log.warning("cascade verdict for unknown detection %s dropped", r["id"])
+                    continue
+                d.score, d.verdict, d.stage = r["score"], r["verdict"], r["stage"]
+                if r.get("model_name") and r.get("model_version"):
+                    d.model_name, d.model_version = r["model_name"], str(r["model_version"])
 
     def _image_row(self, r: dict) -> Image:
         from model.etl.ingest import phash_hex

@@ -20,7 +20,7 @@ from model.etl.store import StoreError
 from model.preprocess import ImageError
 from service.api import request_bytes
 from service.metrics import StateCollector, render
-from service.records import NotFound
+from service.records import NotFound, stage_update
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,14 @@ def _unavailable(e: Exception) -> JSONResponse:
 
 class Cascade:
     """The second stage for the uncertain band, when AIDETECT_QWEN_URL names one. Its client is made on
-    first use, in the HTTP process that uses it (LitServe forks that process after build time)."""
+    first use, in the HTTP process that uses it (LitServe forks that process after build time).
 
-    def __init__(self, settings):
+    The worker recorded the fast answer before replying; when the second stage decides, its answer is
+    queued in the same outbox behind that record, so the stored detection ends as the caller saw it."""
+
+    def __init__(self, settings, outbox=None):
         self.url, self.timeout = settings.qwen_url, settings.qwen_timeout
+        self.outbox = outbox
         self._stage = None
 
     async def __call__(self, fast, data: bytes):
@@ -206,7 +210,13 @@ class Cascade:
             self._stage = SecondStage(self.url, timeout=self.timeout)
         # The client is synchronous and bounded by its timeout; a thread keeps the event loop free.
         second = await asyncio.to_thread(self._stage.score, data)
-        return combine(fast, second)
+        out = combine(fast, second)
+        if out["stage"] != fast.get("stage") and self.outbox is not None:
+            try:
+                await asyncio.to_thread(self.outbox.append, [stage_update(out)])
+            except Exception as e:  # the answer still goes out; the log says what the record misses
+                log.error("could not queue the cascade verdict of %s: %s", out.get("id"), e)
+        return out
 
 
 def build_router(server, lit_api, state) -> APIRouter:
@@ -221,7 +231,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     )
     router = APIRouter()
 
-    cascade = Cascade(settings)
+    cascade = Cascade(settings, state.outbox)
 
     async def submit(data: bytes, key_id: str | None):
         fast = await handler.handle_request({"data": data, "key_id": key_id}, dict)

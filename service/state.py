@@ -95,7 +95,7 @@ class ServiceState:
         from service.api import prune_forever
         from service.outbox import Flusher
 
-        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).insert_detections).start()
+        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).apply_outbox).start()
         threading.Thread(
             target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
         ).start()
@@ -104,7 +104,7 @@ class ServiceState:
         """The records database, with every queued detection flushed into it first; raises when it is down."""
         records = self.records.get()
         try:
-            self.outbox.drain(records.insert_detections)
+            self.outbox.drain(records.apply_outbox)
         except Exception:
             self.records._records = None
             records.close()

@@ -252,17 +252,19 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(qwen_serve
 
 
 @pytest.mark.slow
-def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, detector_with, manifest):
+def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, detector_with, manifest, tiny_model):
     """The cascade as deployed: the fast detector's /v1/detect with AIDETECT_QWEN_URL set."""
     from model.manifest import read_manifest, subsample
 
     url, _ = qwen_server
+    tiny_settings = tiny_model[0]
     images = [s.path.read_bytes() for s in subsample(read_manifest(manifest, split="val"), 2)]
     detector = detector_with(AIDETECT_QWEN_URL=url, AIDETECT_QWEN_TIMEOUT="60")
     down = detector_with(AIDETECT_QWEN_URL=f"http://127.0.0.1:{free_port()}", AIDETECT_QWEN_TIMEOUT="2")
-    stages = []
+    stages, answers = [], []
     for data in images:
         out = httpx.post(f"{detector}/v1/detect", content=data, timeout=120).json()
+        answers.append(out)
         if out["stage"] == "qwen":
             assert out["fast"]["verdict"] == "uncertain" and isinstance(out["explanation"], str)
             assert out["second_model"]["uri"] == "models:/qwen-svc/1" and out["verdict"] != "uncertain"
@@ -276,6 +278,25 @@ def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, dete
         if out["stage"] == "qwen":
             assert alone["verdict"] == "uncertain" and alone["review"] is True and alone["kept_for_review"]
     assert "qwen" in stages  # the tiny fast model is unsure of most images
+    # The stored detections end as the callers saw them: the Qwen verdict where it decided.
+    from service.records import Records
+
+    db = Records.open(tiny_settings)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            stored = [db.get_detection(a["id"]) for a in answers]
+            done = all(s is not None and s["stage"] == a["stage"] for s, a in zip(stored, answers, strict=True))
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+    finally:
+        db.close()
+    for s, a in zip(stored, answers, strict=True):
+        assert s is not None, f"detection {a['id']} was never recorded"
+        assert (s["stage"], s["verdict"], s["score"]) == (a["stage"], a["verdict"], pytest.approx(a["score"], abs=1e-6))
+        if a["stage"] == "qwen":
+            assert s["model"]["name"] == "qwen-svc" and s["model"]["version"] == "1"
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from model.etl.db import Image, LabelEvent
 from model.etl.objects import sha256_hex
 from model.etl.snapshots import write_snapshot
-from service.records import NotFound, Records, agreement, held_back_by_rule
+from service.records import NotFound, Records, agreement, held_back_by_rule, stage_update
 
 
 def png(seed: int) -> bytes:
@@ -64,6 +64,30 @@ def test_insert_is_idempotent_and_kept_images_join_the_data_store(db):
         assert img.phash != "0" * 16
         assert s.get(Image, rows[1]["sha256"]) is None  # only uncertain (kept) images are stored
     assert db.image_bytes(rows[0]["sha256"]) == png(1)
+
+
+def test_a_cascade_verdict_queued_behind_its_detection_ends_in_the_record(db, caplog):
+    fast = detection(db, png(5))
+    answer = {  # what /v1/detect answered after the Qwen stage decided (service.cascade.combine)
+        "id": fast["id"], "score": 0.93, "verdict": "ai_generated", "stage": "qwen",
+        "second_model": {"name": "aidetect-qwen", "version": "2", "uri": "models:/aidetect-qwen/2"},
+        "fast": {"score": 0.5, "verdict": "uncertain"},
+    }  # fmt: skip
+    other = detection(db, png(6), verdict="real", score=0.05, keep=False)
+    # one outbox chunk holds the insert and, later in it, the update
+    assert db.apply_outbox([fast, other, stage_update(answer)]) == 2
+    got = db.get_detection(fast["id"])
+    assert (got["score"], got["verdict"], got["stage"]) == (0.93, "ai_generated", "qwen")
+    assert got["model"] == {"name": "aidetect-qwen", "version": "2"}
+    assert db.get_detection(other["id"])["stage"] == "fast"  # untouched
+    # a drain repeated after a crash, and an update whose detection never arrived, change nothing else
+    assert db.apply_outbox([fast, stage_update(answer), stage_update({**answer, "id": "missing"})]) == 0
+    assert db.get_detection(fast["id"])["verdict"] == "ai_generated" and db.count_detections() == 2
+    assert "unknown detection missing" in caplog.text
+    # without a second model's name the fast model's version stays
+    again = detection(db, png(7))
+    db.apply_outbox([again, stage_update({"id": again["id"], "score": 0.2, "verdict": "real", "stage": "qwen"})])
+    assert db.get_detection(again["id"])["model"] == {"name": "aidetect", "version": "3"}
 
 
 def test_feedback_becomes_a_moderator_label_in_the_next_snapshot(db, tmp_path):
