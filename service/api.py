@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, decode_image, fit_to_size, to_array
 from model.provenance import extract_provenance
+from service.batching import default_loop
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,7 @@ class DetectorAPI(ls.LitAPI):
 
     def __init__(self, settings: Settings | None = None, torch_threads: int = 0, **kw):
         s = settings or get_settings()
-        if s.max_batch_size > 1:
-            from service.batching import BlockingBatchedLoop
-
-            kw.setdefault("loop", BlockingBatchedLoop())
+        kw.setdefault("loop", default_loop(s.max_batch_size))
         super().__init__(max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout, api_path="/v1/detect", **kw)
         self.settings = s
         self.torch_threads = torch_threads  # 0: torch's own default

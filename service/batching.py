@@ -64,3 +64,8 @@ def collate_blocking(loop, lit_api, request_queue, transport, idle_wait: float =
 class BlockingBatchedLoop(BatchedLoop):
     def get_batch_requests(self, lit_api, request_queue, transport):
         return collate_blocking(self, lit_api, request_queue, transport)
+
+
+def default_loop(max_batch_size: int):
+    """The loop a LitAPI of ours runs: this one when it batches, LitServe's choice otherwise."""
+    return BlockingBatchedLoop() if max_batch_size > 1 else "auto"

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, PreprocessConfig, decode_image
+from service.batching import default_loop
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class QwenAPI(ls.LitAPI):
         batch_timeout: float = 0.02,
         **kw,
     ):
+        kw.setdefault("loop", default_loop(max_batch_size))
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=API_PATH, **kw)
         self.model_uri = model_uri
         self.settings = settings or get_settings()
