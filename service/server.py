@@ -139,4 +139,8 @@ def run_server(settings: Settings) -> None:
         print(f"moderator page: {page}  (user admin, password {password}; shown once)", file=sys.stderr, flush=True)
     else:
         print(f"moderator page: {page}", file=sys.stderr, flush=True)
-    server.run(host=settings.host, port=settings.port, generate_client_file=False, log_level="warning")
+    # One HTTP process whatever the worker count (LitServe starts one per worker by default): the rate
+    # limiter and the key cache live in its memory, and one process answers far faster than the workers score.
+    server.run(
+        host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
+    )

@@ -97,6 +97,8 @@ def secure_server(tiny_model, tmp_path_factory):
         "AIDETECT_MAX_BYTES": str(2 * 2**20),
         "AIDETECT_MAX_PIXELS": str(4_000_000),
         "AIDETECT_CORS_ORIGINS": '["https://moderate.example"]',
+        # Two inference workers on any machine: limits and keys must hold across them (one HTTP process).
+        "AIDETECT_WORKERS_PER_DEVICE": "2",
     }
     svc = Service(env=env, log=home / "serve.log", url=f"http://127.0.0.1:{port}", pg=pg)
     svc.keys["main"] = svc.new_key("tests", rate=100_000)
