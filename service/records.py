@@ -204,7 +204,7 @@ class Records:
 
     def update_stages(self, rows: list[dict]) -> None:
         """Set the final score, verdict, stage and deciding model of detections the cascade's second stage
-        decided (rows from service.api.stage_update). Repeating one is harmless."""
+        decided (rows from stage_update). Repeating one is harmless."""
         if not rows:
             return
         with self.session("recording cascade verdicts") as s:
