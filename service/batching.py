@@ -4,10 +4,10 @@ LitServe 0.2's `collate_requests` polls the request queue (a multiprocessing Man
 poll is a round trip to the manager process) with 1 ms timeouts, and an empty batch sends it straight
 back to polling. An idle server therefore burnt about a quarter of a core across the manager and the
 workers (measured on 2 cores), and a busy one lost the same to polling between forward passes: on a
-2-core machine, part of the gap between the server and the raw model (bench/serve_throughput.py). Here a worker waits in one blocking read for the first request, then
-gives the batch `batch_timeout` seconds from that first arrival to fill, and always takes what is
-already queued, up to `max_batch_size`. Everything else (timeouts, START status, the sentinel that
-stops the loop) is LitServe's own.
+2-core machine, part of the gap between the server and the raw model (bench/serve_throughput.py).
+Here a worker waits in one blocking read for the first request, then gives the batch `batch_timeout`
+seconds from that first arrival to fill, and always takes what is already queued, up to `max_batch_size`.
+Everything else (timeouts, START status, the sentinel that stops the loop) is LitServe's own.
 """
 
 from __future__ import annotations
