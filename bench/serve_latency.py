@@ -82,6 +82,16 @@ def sample_images(settings: Settings, n: int) -> list[bytes]:
 
 
 @contextlib.contextmanager
+def running(cmd: list[str], ready_path: str, port: int, log: Path, env: dict | None = None):
+    """A server process on a loopback port for the length of a `with`, as a Target."""
+    url = f"http://127.0.0.1:{port}"
+    proc = servers.start_ready(cmd, url + ready_path, env=env, log=log, timeout=300)
+    try:
+        yield Target(f"{url}/v1/detect", proc.pid)
+    finally:
+        servers.stop(proc)
+
+
 def aidetect_server(settings: Settings, uri: str, log_dir: Path):
     """`aidetect serve` on a free loopback port, as deployed: records, outbox and metrics included."""
     port = servers.free_port()
@@ -93,24 +103,13 @@ def aidetect_server(settings: Settings, uri: str, log_dir: Path):
         # Capacity is measured, not the per-client limiter (every client here is 127.0.0.1).
         "AIDETECT_RATE_LIMIT_PER_MINUTE": "100000000",
     }
-    proc = servers.start(servers.aidetect_cmd("serve"), env=env, log=log_dir / "serve.log")
-    try:
-        servers.wait_http(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
-        yield Target(f"http://127.0.0.1:{port}/v1/detect", proc.pid)
-    finally:
-        servers.stop(proc)
+    return running(servers.aidetect_cmd("serve"), "/health", port, log_dir / "serve.log", env)
 
 
-@contextlib.contextmanager
 def naive_server(settings: Settings, uri: str, log_dir: Path):
     port = servers.free_port()
     cmd = [sys.executable, __file__, "--naive-server", str(settings.home), uri, str(port)]
-    proc = servers.start(cmd, log=log_dir / "naive.log")
-    try:
-        servers.wait_http(f"http://127.0.0.1:{port}/docs", timeout=300, proc=proc)
-        yield Target(f"http://127.0.0.1:{port}/v1/detect", proc.pid)
-    finally:
-        servers.stop(proc)
+    return running(cmd, "/docs", port, log_dir / "naive.log")
 
 
 def naive_app(home: str, uri: str):

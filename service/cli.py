@@ -33,8 +33,6 @@ HOME = typer.Option(None, "--home", help="data directory [env AIDETECT_HOME]")
 STORE = typer.Option(None, "--store-url", help="records database URL [env AIDETECT_STORE_URL]")
 
 
-
-
 def _records(home: Path | None, store_url: str | None):
     from model.etl.store import StoreError
     from service.records import Records
@@ -53,6 +51,15 @@ def _errors():
     return (StoreError, NotFound, ValueError)
 
 
+def _with_records(home: Path | None, store_url: str | None, action):
+    """Open the records database and return action(settings, db); a store error becomes one line."""
+    settings, db = _records(home, store_url)
+    try:
+        return action(settings, db)
+    except _errors() as e:
+        raise _fail(str(e)) from None
+
+
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="who or what uses the key, e.g. ci-bot"),
@@ -63,12 +70,8 @@ def keys_create(
     """Create an API key and print it once; the database keeps only its SHA-256."""
     from service.auth import hash_key, new_key
 
-    _, db = _records(home, store_url)
     key_id, secret = new_key()
-    try:
-        db.add_key(key_id, name, hash_key(secret), rate_limit)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    _with_records(home, store_url, lambda _, db: db.add_key(key_id, name, hash_key(secret), rate_limit))
     typer.echo(json.dumps({"id": key_id, "name": name, "key": secret, "rate_per_minute": rate_limit}))
     typer.echo("store the key now: it is not shown again", err=True)
 
@@ -82,14 +85,13 @@ def keys_list(home: Path = HOME, store_url: str = STORE) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (`aidetect keys list`)"), home: Path = HOME,
-                store_url: str = STORE) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="the key's id (`aidetect keys list`)"),
+    home: Path = HOME,
+    store_url: str = STORE,
+) -> None:
     """Revoke a key; running servers refuse it within seconds."""
-    _, db = _records(home, store_url)
-    try:
-        db.revoke_key(key_id)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    _with_records(home, store_url, lambda _, db: db.revoke_key(key_id))
     typer.echo(json.dumps({"id": key_id, "revoked": True}))
 
 
@@ -106,11 +108,7 @@ def moderators_add(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else secrets.token_urlsafe(12)
     if len(password) < 8:
         raise _fail("the password needs at least 8 characters")
-    _, db = _records(home, store_url)
-    try:
-        db.set_moderator(name, hash_password(password))
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    _with_records(home, store_url, lambda _, db: db.set_moderator(name, hash_password(password)))
     out = {"name": name}
     if not password_stdin:
         out["password"] = password
@@ -128,11 +126,7 @@ def moderators_list(home: Path = HOME, store_url: str = STORE) -> None:
 @moderators_app.command("remove")
 def moderators_remove(name: str, home: Path = HOME, store_url: str = STORE) -> None:
     """Remove a moderator account (their labels stay, with their name)."""
-    _, db = _records(home, store_url)
-    try:
-        db.remove_moderator(name)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    _with_records(home, store_url, lambda _, db: db.remove_moderator(name))
     typer.echo(json.dumps({"name": name, "removed": True}))
 
 
@@ -196,11 +190,8 @@ def records_prune(
     store_url: str = STORE,
 ) -> None:
     """Delete kept images of unlabelled detections older than the retention period (run it daily)."""
-    settings, db = _records(home, store_url)
-    try:
-        typer.echo(json.dumps(db.prune(days if days is not None else settings.review_retention_days)))
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    out = _with_records(home, store_url, lambda s, db: db.prune(days if days is not None else s.review_retention_days))
+    typer.echo(json.dumps(out))
 
 
 def predict(

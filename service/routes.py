@@ -105,40 +105,31 @@ ERRORS = {
         429: "rate limit; see Retry-After",
     }.items()
 }
+
+
+def _one_field(name: str, schema: dict) -> dict:
+    """An OpenAPI body schema: an object with one required field."""
+    return {"schema": {"type": "object", "properties": {name: schema}, "required": [name]}}
+
+
+def _binary() -> dict:
+    return {"type": "string", "format": "binary"}  # fresh each time: FastAPI merges these into its document
+
+
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                    "required": ["image"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"image_b64": {"type": "string", "description": "base64 image bytes"}},
-                    "required": ["image_b64"],
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": _one_field("image", _binary()),
+            "application/json": _one_field("image_b64", {"type": "string", "description": "base64 image bytes"}),
+            "application/octet-stream": {"schema": _binary()},
         },
     }
 }
 BATCH_BODY = {
     "requestBody": {
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                    "required": ["images"],
-                }
-            }
-        },
+        "content": {"multipart/form-data": _one_field("images", {"type": "array", "items": _binary()})},
     }
 }
 

@@ -49,13 +49,8 @@ def start_detector(settings, log_dir, **extra_env):
         "AIDETECT_MAX_PIXELS": str(4_000_000),
         **extra_env,
     }
-    proc = servers.start(servers.aidetect_cmd("serve"), env=env, log=log)
     url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_http(f"{url}/health", timeout=180, proc=proc)
-    except Exception:
-        servers.stop(proc)
-        raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
+    proc = servers.start_ready(servers.aidetect_cmd("serve"), f"{url}/health", env=env, log=log, timeout=180)
     return url, proc
 
 

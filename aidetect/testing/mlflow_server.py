@@ -72,13 +72,9 @@ def _bin(name: str) -> str:
 def start_moto(log: Path | None = None, timeout: float = 60.0) -> S3Server:
     """moto's S3 in server mode on a free loopback port."""
     port = servers.free_port()
-    proc = servers.start([_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=FAKE_AWS, log=log)
     url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_http(f"{url}/moto-api/", timeout=timeout, proc=proc)
-    except Exception as e:
-        servers.stop(proc)
-        raise RuntimeError(f"moto_server did not start: {e}\n{log.read_text()[-2000:] if log else ''}") from None
+    cmd = [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    proc = servers.start_ready(cmd, f"{url}/moto-api/", env=FAKE_AWS, log=log, timeout=timeout)
     return S3Server(url, proc, log)
 
 
@@ -104,12 +100,7 @@ def start_mlflow(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--workers", "1",
-    ]
-    proc = servers.start(cmd, env=env, log=log)
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_http(f"{url}/health", timeout=timeout, proc=proc)
-    except Exception as e:
-        servers.stop(proc)
-        raise RuntimeError(f"mlflow server did not start: {e}\n{log.read_text()[-3000:] if log else ''}") from None
+    proc = servers.start_ready(cmd, f"{url}/health", env=env, log=log, timeout=timeout)
     return Server(url, proc, log, env)

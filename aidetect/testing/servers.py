@@ -45,6 +45,21 @@ def start(args: Sequence[str], env: dict | None = None, log: Path | None = None)
     )
 
 
+def start_ready(
+    args: Sequence[str], ready_url: str, env: dict | None = None, log: Path | None = None, timeout: float = 120.0
+) -> subprocess.Popen:
+    """start(), then wait until `ready_url` answers 200; a process that never gets there is stopped and the
+    error carries the tail of its log."""
+    proc = start(args, env=env, log=log)
+    try:
+        wait_http(ready_url, timeout=timeout, proc=proc)
+    except Exception as e:
+        stop(proc)
+        tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+        raise RuntimeError(f"{' '.join(map(str, args))[:200]} did not start ({e}):\n{tail}") from None
+    return proc
+
+
 def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     if proc.poll() is not None:
         return

@@ -27,12 +27,8 @@ class Service:
     keys: dict = field(default_factory=dict)
 
     def start(self, timeout: float = 240) -> None:
-        self.proc = servers.start(servers.aidetect_cmd("serve"), env=self.env, log=self.log)
-        try:
-            servers.wait_http(f"{self.url}/health", timeout=timeout, proc=self.proc)
-        except Exception:
-            servers.stop(self.proc)
-            raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}") from None
+        cmd = servers.aidetect_cmd("serve")
+        self.proc = servers.start_ready(cmd, f"{self.url}/health", env=self.env, log=self.log, timeout=timeout)
 
     def stop(self) -> None:
         if self.proc is not None:
