@@ -16,6 +16,9 @@ import sys
 
 import typer
 
+from aidetect.errors import fail
+from aidetect.extras import check as extra_problem
+
 app = typer.Typer(
     name="aidetect",
     help="Tell whether an image was made by AI: train, evaluate, register and serve detectors.",
@@ -28,12 +31,17 @@ app = typer.Typer(
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # A group whose extra is not installed stops here with the pip command, not later with a traceback;
+    # its --help still works.
+    problem = None if "--help" in sys.argv else extra_problem(ctx.invoked_subcommand)
+    if problem:
+        raise fail(problem)
 
 
 from aidetect import commands  # noqa: E402
