@@ -52,12 +52,14 @@ commands.register(app)
 from ci.cli import app as ci_app  # noqa: E402
 from infra.cli import app as infra_app  # noqa: E402
 from model.etl.cli import data_app, ingest_app  # noqa: E402
+from model.models_cli import app as models_app  # noqa: E402
 from model.prompts.cli import app as prompts_app  # noqa: E402
 from model.qwen.cli import app as qwen_app  # noqa: E402
 from service.cli import keys_app, moderators_app, monitor_app, predict, records_app  # noqa: E402
 
 app.add_typer(infra_app, name="infra")
 app.add_typer(qwen_app, name="qwen")
+app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")

@@ -141,12 +141,21 @@ def serve(
     home: Path = HOME_OPT,
     tracking_uri: str = TRACKING_OPT,
     max_batch_size: int = typer.Option(None, help="dynamic batching: most images per forward pass"),
+    runtime: str = typer.Option(None, help="auto (the ONNX export, else torch), onnx or torch [auto]"),
 ) -> None:
     """Serve the detector over HTTP with LitServe: POST /v1/detect, GET /health."""
     from service.server import run_server
 
+    if runtime not in (None, "auto", "onnx", "torch"):
+        raise _fail(f"--runtime {runtime!r} is not one of auto, onnx, torch")
     settings = get_settings(
-        model_uri=model_uri, host=host, port=port, home=home, tracking_uri=tracking_uri, max_batch_size=max_batch_size
+        model_uri=model_uri,
+        host=host,
+        port=port,
+        home=home,
+        tracking_uri=tracking_uri,
+        max_batch_size=max_batch_size,
+        runtime=runtime,
     )
     try:
         run_server(settings)

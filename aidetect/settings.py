@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,7 +64,13 @@ class Settings(BaseSettings):
         description="inference worker processes; 0 = one per available CPU core, at most 4 (most images/s); "
         "1 = lowest latency for a lone request",
     )
-    torch_threads: int = Field(default=0, description="torch threads per inference worker; 0 = cores / workers")
+    torch_threads: int = Field(
+        default=0, description="threads per inference worker (ONNX Runtime intra-op, or torch); 0 = cores / workers"
+    )
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="fast-stage runtime: auto = the version's ONNX export (torch when it has none), onnx, torch",
+    )
     qwen_url: str | None = Field(
         default=None, description="cascade: Qwen stage server for uncertain images (e.g. http://127.0.0.1:8001)"
     )
@@ -78,6 +85,11 @@ class Settings(BaseSettings):
     moderator_header: str | None = Field(
         default=None, description="trust this header as the moderator's name (OIDC proxy in front only)"
     )
+    secure_cookies: bool = Field(
+        default=False, description="session cookies marked Secure even over http (TLS ends at a proxy in front)"
+    )
+    login_attempts_per_account: int = Field(default=5, description="moderator sign-ins per account per minute")
+    login_attempts_per_client: int = Field(default=20, description="moderator sign-ins per client address per minute")
 
     @cached_property
     def resolved_tracking_uri(self) -> str:

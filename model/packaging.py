@@ -1,4 +1,5 @@
-"""The detector as an MLflow pyfunc model: one artifact directory holding a DetectorBundle.
+"""The detector as an MLflow pyfunc model: one artifact directory holding a DetectorBundle (torch
+weights, their ONNX export when the version has one, and detector.json).
 
 info = log_bundle(bundle)                       # inside an active MLflow run
 m = mlflow.pyfunc.load_model("models:/aidetect/3")
@@ -43,6 +44,7 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
 
 def _requirements() -> list[str]:
     import efficientnet_lite_pytorch
+    import onnxruntime
     import torch
 
     # Written out rather than inferred: inference imports the whole package tree and is slow.
@@ -50,6 +52,7 @@ def _requirements() -> list[str]:
         f"torch=={torch.__version__.split('+')[0]}",
         f"mlflow=={mlflow.__version__}",
         f"efficientnet-lite-pytorch=={efficientnet_lite_pytorch.__version__}",
+        f"onnxruntime=={onnxruntime.__version__}",  # runs detector.onnx, the exported form that serves
         "pillow",
         "numpy",
         "pandas",

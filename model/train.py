@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from model.bundle import DetectorBundle
+from model.bundle import DetectorBundle, score_arrays
 from model.calibration import fit_calibrator, thresholds_at
 from model.dataset import AugmentConfig, augment, load_arrays, normalise_batch
 from model.detectors import DetectorSpec, build_network
@@ -150,14 +150,6 @@ def train_network(
     return losses
 
 
-def score_arrays(bundle: DetectorBundle, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Raw logits of full-size uint8 images, through the bundle (the serving path)."""
-    outs = []
-    for i in range(0, len(images), batch_size):
-        outs.append(bundle.logits(normalise_batch(images[i : i + batch_size], bundle.pre), batch_size))
-    return np.concatenate(outs)
-
-
 def select(manifest: Path, split: str, per_group: int | None, seed: int) -> list[Sample]:
     samples = read_manifest(manifest, split=split)
     if not samples:
@@ -191,6 +183,8 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None) -> tuple[DetectorBundle
     t_train = time.perf_counter() - t1
 
     bundle = DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre)
+    # Exported before calibration, so calibration and thresholds are fitted on what will serve.
+    bundle.export()
     with task_bar(progress, "scoring validation", 1) as tick:
         raw = score_arrays(bundle, x_val)
         tick()

@@ -123,12 +123,26 @@ class DetectorAPI(ls.LitAPI):
             torch.set_num_threads(self.torch_threads)
         registry.configure(self.settings)
         self.bundle, self.ref = registry.load_detector(self.settings.resolved_model_uri)
+        self.bundle.use_runtime(self.settings.runtime, self.torch_threads)
+        scorer = self.bundle.scorer  # built now, so the first request does not pay for the session
+        if self.bundle.onnx is None and self.settings.runtime == "auto":
+            log.warning(
+                "%s has no ONNX export: serving with eager torch; `aidetect models export %s` adds one",
+                self.ref.uri,
+                self.ref.version,
+            )
         # The service's byte and pixel limits apply on top of the preprocessing the model was trained with.
         from dataclasses import replace
 
         self.pre = replace(self.bundle.pre, max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         self.model_info = {"name": self.ref.name, "version": self.ref.version, "uri": self.ref.uri}
-        log.info("serving %s", self.ref.uri)
+        log.info(
+            "serving %s on %s %s, %s thread(s)",
+            self.ref.uri,
+            scorer.runtime,
+            scorer.precision,
+            self.torch_threads or "default",
+        )
         self._setup_records()
 
     def _setup_records(self) -> None:
@@ -153,8 +167,7 @@ class DetectorAPI(ls.LitAPI):
         ok = [i for i, it in enumerate(items) if isinstance(it, Decoded)]
         records: list[dict | None] = [None] * len(items)
         if ok:
-            x = torch.from_numpy(np.stack([items[i].x for i in ok]))
-            scores = self.bundle.score_tensor(x)
+            scores = self.bundle.score_tensor(np.stack([items[i].x for i in ok]))
             verdicts = self.bundle.verdicts(scores)
             for i, s, v in zip(ok, scores, verdicts, strict=True):
                 records[i] = detection_record(items[i], float(s), v, self.model_info, kept=v == "uncertain")
