@@ -46,13 +46,30 @@ def test_missing_image_is_reported(tmp_path):
     assert len(read_manifest(p, check_files=False)) == 2
 
 
-def test_shared_manifest_has_both_labels_per_source(manifest):
-    rows = read_manifest(manifest)
-    counts = summary(rows)
-    sources = {s for s, _, _ in counts}
-    assert {"coco-imagenet-sd", "faces"} <= sources
-    for s in sources:
-        assert counts[(s, "real", "train")] > 0 and counts[(s, "ai", "train")] > 0
+def test_shared_manifest_two_label_sources_have_both_labels_in_each_split(manifest):
+    # Since December most sources hold one label only (scored pooled); the two-label ones are
+    # scored per source, so each needs both labels in train and in val.
+    counts = summary(read_manifest(manifest))
+    labels_of: dict[str, set[str]] = {}
+    for s, label, _ in counts:
+        labels_of.setdefault(s, set()).add(label)
+    two_label = {s for s, labels in labels_of.items() if labels == {"real", "ai"}}
+    assert {"coco-imagenet-sd", "faces"} <= two_label
+    for s in two_label:
+        for split in ("train", "val"):
+            assert counts.get((s, "real", split), 0) > 0 and counts.get((s, "ai", split), 0) > 0, (s, split)
+    assert {label for s in labels_of for label in labels_of[s]} == {"real", "ai"}
+
+
+def test_shared_manifest_single_label_rows_name_their_origin(manifest):
+    # Leave-one-family-out groups single-label AI images by generator, which `origin` names.
+    rows = read_manifest(manifest, check_files=False)
+    labels_of: dict[str, set[str]] = {}
+    for r in rows:
+        labels_of.setdefault(r.source, set()).add(r.label)
+    single = [r for r in rows if len(labels_of[r.source]) == 1]
+    assert single, "the shared data has single-label sources since December"
+    assert all(r.origin for r in single)
 
 
 def test_subsample_is_balanced_and_reproducible(manifest):
