@@ -44,3 +44,44 @@ def reliability_plot(raw: np.ndarray, calibrated: np.ndarray, targets: np.ndarra
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def group_ci_plot(groups: dict[str, dict], path: Path, metrics=("auroc", "ap", "tpr_at_1fpr")) -> Path:
+    """One panel per metric: the value of each group with its bootstrap 95% interval as an error bar."""
+    names = [g for g in groups if groups[g].get("auroc") == groups[g].get("auroc")] or list(groups)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(names) + 1.6), sharey=True)
+    y = np.arange(len(names))
+    for ax, m in zip(np.atleast_1d(axes), metrics, strict=True):
+        val = np.array([groups[g].get(m, np.nan) for g in names], dtype=float)
+        ci = np.array([groups[g].get(f"{m}_ci", [np.nan, np.nan]) for g in names], dtype=float).reshape(-1, 2)
+        err = np.abs(np.vstack([val - ci[:, 0], ci[:, 1] - val]))
+        ax.errorbar(val, y, xerr=np.nan_to_num(err), fmt="o", capsize=3)
+        ax.set(xlabel=f"{m} (95% CI)", xlim=(min(0.5, np.nanmin(ci) - 0.02) if np.isfinite(ci).any() else 0, 1.0))
+        ax.grid(axis="x", lw=0.4)
+    ax0 = np.atleast_1d(axes)[0]
+    ax0.set_yticks(y, [f"{g} (n={groups[g]['n']:.0f})" for g in names])
+    ax0.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def leave_out_plot(rows: list[dict], path: Path, title: str, key: str = "auroc", goal: float | None = None) -> Path:
+    """Horizontal bars of one leave-out figure per fold, with its interval when the row has `<key>_ci`."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.42 * len(rows) + 1.4))
+    y = np.arange(len(rows))
+    val = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+    ci = np.array([r.get(f"{key}_ci", [np.nan, np.nan]) for r in rows], dtype=float).reshape(-1, 2)
+    ax.barh(y, np.nan_to_num(val), color=["C0" if r.get("counted", True) else "0.7" for r in rows])
+    err = np.abs(np.vstack([val - ci[:, 0], ci[:, 1] - val]))
+    ax.errorbar(np.nan_to_num(val), y, xerr=np.nan_to_num(err), fmt="none", ecolor="k", capsize=3)
+    if goal is not None:
+        ax.axvline(goal, color="C3", ls="--", lw=0.8)
+    ax.set_yticks(y, [f"{r['fold']} (n={r.get('n_scored', r.get('n', '?'))})" for r in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel=key, title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

