@@ -5,6 +5,8 @@ LitServe parses only JSON and form bodies, so a raw upload (`Content-Type: image
 It also answers, before anything reaches the inference worker:
 - 413 when the body is over the byte limit (from Content-Length, or while streaming it in),
 - 400 for a JSON body that does not parse (LitServe would answer 500).
+A multipart body is not buffered here: it streams through to the form parser, counted on the way
+(service/limits.py): buffering and joining it here held two more copies of every batch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 import secrets
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.limits import stream_limited
 
 # Only multipart carries files; an urlencoded "form" is what `curl --data-binary` labels a raw upload.
 FORM_TYPES = ("multipart/form-data",)
@@ -56,6 +60,9 @@ class ImageBodyMiddleware:
         limit = (
             int(self.max_bytes * ENVELOPE_SLACK) + 4096 if is_form or ctype == "application/json" else self.max_bytes
         )
+        if is_form:
+            message = f"body is over the limit of {self.max_bytes / 2**20:.1f} MiB"
+            return await stream_limited(self.app, scope, receive, send, limit, message)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _json_error(
@@ -82,7 +89,7 @@ class ImageBodyMiddleware:
                 return await _json_error(
                     send, 400, 'body is not valid JSON; send {"image_b64": "..."} or the raw image'
                 )
-        elif not is_form:
+        else:
             body, new_type = multipart_wrap(body, ctype)
             hdrs = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
             hdrs += [(b"content-type", new_type.encode()), (b"content-length", str(len(body)).encode())]

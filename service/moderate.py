@@ -5,11 +5,17 @@ a signed, HttpOnly, SameSite=Strict session cookie. Behind an OIDC proxy, set
 AIDETECT_MODERATOR_HEADER (e.g. X-Forwarded-User) and the proxy's header names the moderator
 instead; only do that where nothing but the proxy can reach the service. Every label records who
 gave it ("moderator:NAME").
+
+Sign-in is throttled per account and per client address (429 with Retry-After): each attempt costs
+an scrypt hash, so an unthrottled form is both a password oracle and a CPU sink. The cookie is
+Secure when the request came over https (uvicorn reads X-Forwarded-Proto from the proxies that
+FORWARDED_ALLOW_IPS trusts) or when AIDETECT_SECURE_COOKIES says TLS ends in front of us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -67,13 +73,35 @@ def build_moderator_router(state) -> APIRouter:
             return RedirectResponse("/moderate/login", status_code=303)
         return HTMLResponse(_page("moderate.html"), headers={"Cache-Control": "no-store"})
 
+    def login_html(error: str) -> str:
+        return _page("login.html").replace("{{error}}", error)
+
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(error: str | None = None):
-        html = _page("login.html").replace("{{error}}", "Wrong name or password." if error else "")
-        return HTMLResponse(html)
+        return HTMLResponse(login_html("Wrong name or password." if error else ""))
+
+    def throttled(request: Request, name: str) -> HTMLResponse | None:
+        """429 when this client address, or anyone trying this account, has used its attempts."""
+        client = request.client.host if request.client else "?"
+        for who, rate, what in (
+            (f"login-client:{client}", settings.login_attempts_per_client, "from your address"),
+            (f"login-account:{name}", settings.login_attempts_per_account, "for this account"),
+        ):
+            wait = state.limiter.take(who, rate)
+            if wait > 0:
+                retry = max(1, math.ceil(wait))
+                message = f"Too many sign-in attempts {what}; retry in {retry} s."
+                return HTMLResponse(login_html(message), status_code=429, headers={"Retry-After": str(retry)})
+        return None
+
+    def secure(request: Request) -> bool:
+        return settings.secure_cookies or request.url.scheme == "https"
 
     @router.post("/login")
     async def login(request: Request, name: str = Form(max_length=200), password: str = Form(max_length=1000)):
+        refused = throttled(request, name)
+        if refused is not None:
+            return refused
         try:
             db = await asyncio.to_thread(state.records.get)
             stored = await asyncio.to_thread(db.moderator_hash, name)
@@ -88,15 +116,15 @@ def build_moderator_router(state) -> APIRouter:
             max_age=SESSION_TTL,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure(request),
             path="/moderate",
         )
         return resp
 
     @router.post("/logout")
-    async def logout():
+    async def logout(request: Request):
         resp = RedirectResponse("/moderate/login", status_code=303)
-        resp.delete_cookie(COOKIE, path="/moderate")
+        resp.delete_cookie(COOKIE, path="/moderate", secure=secure(request), httponly=True, samesite="strict")
         return resp
 
     def need(request: Request) -> str | JSONResponse:

@@ -279,10 +279,18 @@ def build_router(server, lit_api, state) -> APIRouter:
         finally:
             await form.close()
         key_id = getattr(request.state, "key_id", None)
-        answers = await asyncio.gather(*(submit(b, key_id) for b in blobs))
+        cap = settings.max_bytes
+
+        async def one(data: bytes):
+            # An image over the byte limit is answered here, never shipped to the worker and copied there.
+            if len(data) > cap:
+                return _error(413, f"image is {len(data) / 2**20:.1f} MiB; the limit is {cap / 2**20:.1f} MiB")
+            return await submit(data, key_id)
+
+        answers = await asyncio.gather(*(one(b) for b in blobs))
         results = []
         for i, a in enumerate(answers):
-            if isinstance(a, Response):  # an ImageError that became a 4xx in the worker
+            if isinstance(a, Response):  # an ImageError: a 4xx of its own, here or in the worker
                 results.append({"index": i, "status": a.status_code, "detail": json.loads(a.body)["detail"]})
             else:
                 results.append({"index": i, "status": 200, "result": a})
@@ -296,7 +304,10 @@ def build_router(server, lit_api, state) -> APIRouter:
         summary="Label an earlier detection (ai | real); stored before the answer",
     )
     async def feedback(body: FeedbackIn, request: Request):
-        who = getattr(request.state, "who", None) or "anonymous"
+        who = getattr(request.state, "who", None)
+        if who is None or (settings.auth_required and not who.startswith("key:")):
+            # Labels become training data: where keys are required, nobody without one may give them.
+            return _error(401, "feedback needs an API key: send 'Authorization: Bearer KEY'")
         try:
             db = await asyncio.to_thread(state.db)
             return await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, who, body.note)

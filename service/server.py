@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import ImageBodyMiddleware
+from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware
 from service.middleware import AuthMiddleware, MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
@@ -41,6 +42,8 @@ def build_server(settings: Settings) -> ls.LitServer:
     middlewares = [
         (ImageBodyMiddleware, {"paths": ("/v1/detect",), "max_bytes": settings.max_bytes}),
         (ImageBodyMiddleware, {"paths": ("/v1/detect/batch",), "max_bytes": batch_bytes}),
+        # Everything else that takes a body (feedback, sign-in, labels) is small: refuse more, unread.
+        (BodyLimitMiddleware, {"max_bytes": SMALL_BODY_BYTES, "skip": ("/v1/detect", "/v1/detect/batch")}),
         (AuthMiddleware, {"state": state}),
         (
             CORSMiddleware,

@@ -16,6 +16,7 @@ Tables:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 from sqlalchemy import (
@@ -170,6 +171,11 @@ def alembic_config(engine_or_url):
     return cfg
 
 
+# Alembic's `context` is module state: two threads migrating at once (the service's pruner and its
+# first request both open the store) trip over each other's configuration.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine_or_url, revision: str = "head") -> None:
     import logging
 
@@ -177,4 +183,5 @@ def migrate(engine_or_url, revision: str = "head") -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
 
-    command.upgrade(alembic_config(engine_or_url), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(engine_or_url), revision)

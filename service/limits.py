@@ -1,0 +1,176 @@
+"""Request-size limits of the detector, and the memory the largest allowed request can cost.
+
+    BodyLimitMiddleware(app, max_bytes=SMALL_BODY_BYTES, skip=("/v1/detect", "/v1/detect/batch"))
+    budget = memory_budget(max_bytes=8 << 20, max_pixels=16_000_000, images_per_request=8,
+                           max_batch_size=4, workers=1, pod_limit_mib=2048)
+    budget["fits"]        # worst case <= 70% of the pod's memory limit
+    print(budget_markdown(budget))   # the arithmetic docs/api.md shows
+
+Every POST that is not an image upload (feedback, moderator sign-in and labels) is small JSON or a
+form, so one limit (SMALL_BODY_BYTES) covers them all; the image routes have their own
+(service/body.py). Bodies are counted while they stream in, so an oversized one costs at most one
+chunk beyond the limit, whatever Content-Length claims.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Feedback: a 36-char id, a label and a note of at most 2000 characters, each up to 6 bytes as a JSON
+# \\u escape; sign-in: a 200-char name and a 1000-char password, each up to 12 bytes urlencoded. 16 KiB
+# holds both with room for the framing.
+SMALL_BODY_BYTES = 16 * 1024
+
+# --- memory: measured by bench/serve_memory.py (bench/results/serve_memory.json), rounded up ---
+# The whole process tree of `aidetect serve` with one inference worker (parent, HTTP process, LitServe's
+# queue manager, the worker), idle after a warm-up: PSS, so shared pages count once, as the cgroup does.
+# Measured 790 and 902 MiB in two runs; allocator state after the first requests makes it vary.
+IDLE_TREE_MIB = 950
+# What each further inference worker adds (a fresh process: torch, MLflow, the model).
+WORKER_MIB = 560
+# Peak growth while decoding one image, per pixel: an RGBA PNG is decoded (4 B/px), transposed per
+# EXIF (a copy) and flattened onto white (RGB + alpha): measured 8.2 B/px.
+DECODE_BYTES_PER_PX = 9
+# Copies of each image of a batch request alive at once outside the worker: the bytes read from the
+# form (HTTP process); LitServe's request queue, a multiprocessing manager process that receives the
+# pickle and holds the object it unpickles for every queued request (two); one more in flight (pickled
+# for the queue, or uploaded to the Qwen stage).
+HTTP_COPIES = 4
+# Copies in the inference worker, per image of a forward batch: the pickled message and the bytes it
+# unpickles to, base64 for the outbox (4/3), the outbox row's JSON (4/3) and SQLite's copy of it (4/3),
+# plus allocator slack: with HTTP_COPIES, what makes this model cover the peak bench/serve_memory.py
+# measures (596 MiB of growth for 8 images of 7.8 MiB and 16 MP).
+WORKER_COPIES = 7
+HEADROOM = 0.30  # the worst case may use at most 70% of the pod's memory limit
+
+
+async def json_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def declared_length(scope: Scope) -> int | None:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            return int(v) if v.isdigit() else None
+    return None
+
+
+async def stream_limited(app: ASGIApp, scope: Scope, receive: Receive, send: Send, limit: int, too_big: str) -> None:
+    """Run `app` with its body counted as it streams in: past `limit` bytes the app sees a disconnect,
+    whatever it answers is dropped, and the client gets 413 with `too_big`. Nothing is buffered here."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        return await json_error(send, 413, too_big)
+    size, over, started = 0, False, False
+
+    async def counted() -> Message:
+        nonlocal size, over
+        if over:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                over = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def guarded(message: Message) -> None:
+        nonlocal started
+        if over and not started:
+            return  # the app's answer to a cut-off body; ours follows
+        started = True
+        await send(message)
+
+    try:
+        await app(scope, counted, guarded)
+    except Exception:
+        if not over:
+            raise
+    if over and not started:
+        await json_error(send, 413, too_big)
+
+
+class BodyLimitMiddleware:
+    """413 for any request body over `max_bytes`, except on the `skip` paths (the image routes)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = SMALL_BODY_BYTES, skip: tuple[str, ...] = ()):
+        self.app, self.max_bytes, self.skip = app, max_bytes, skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or scope["path"] in self.skip:
+            return await self.app(scope, receive, send)
+        message = f"body is over the limit of {self.max_bytes // 1024} KiB for {scope['path']}"
+        await stream_limited(self.app, scope, receive, send, self.max_bytes, message)
+
+
+def memory_budget(
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    images_per_request: int,
+    max_batch_size: int,
+    workers: int,
+    pod_limit_mib: float,
+) -> dict:
+    """The worst case of one batch request at the limits, term by term, against the pod's memory limit."""
+    mib = 2**20
+    terms = {
+        "idle": IDLE_TREE_MIB + (workers - 1) * WORKER_MIB,
+        "batch images queued outside the workers": images_per_request * max_bytes * HTTP_COPIES / mib,
+        "forward batches in the workers": workers
+        * min(max_batch_size, images_per_request)
+        * max_bytes
+        * WORKER_COPIES
+        / mib,
+        "decoding, one image per worker": workers * max_pixels * DECODE_BYTES_PER_PX / mib,
+    }
+    total = sum(terms.values())
+    allowed = pod_limit_mib * (1 - HEADROOM)
+    return {
+        "inputs": {
+            "max_bytes": max_bytes,
+            "max_pixels": max_pixels,
+            "images_per_request": images_per_request,
+            "max_batch_size": max_batch_size,
+            "workers": workers,
+            "pod_limit_mib": pod_limit_mib,
+        },
+        "terms_mib": {k: math.ceil(v) for k, v in terms.items()},
+        "total_mib": math.ceil(total),
+        "allowed_mib": math.floor(allowed),
+        "fits": total <= allowed,
+    }
+
+
+def budget_markdown(b: dict) -> str:
+    """The arithmetic as docs/api.md shows it (tests/gitops checks the two agree)."""
+    i = b["inputs"]
+    mb, px = i["max_bytes"] / 2**20, i["max_pixels"] / 1e6
+    per_worker = min(i["max_batch_size"], i["images_per_request"])
+    n, w = i["images_per_request"], i["workers"]
+    formulas = {
+        "idle": f"{IDLE_TREE_MIB} + ({w} - 1) x {WORKER_MIB}",
+        "batch images queued outside the workers": f"{n} images x {mb:g} MiB x {HTTP_COPIES} copies",
+        "forward batches in the workers": f"{w} x {per_worker} images x {mb:g} MiB x {WORKER_COPIES} copies",
+        "decoding, one image per worker": f"{w} x {px:g} MP x {DECODE_BYTES_PER_PX} B/px",
+    }
+    rows = ["| term | arithmetic | MiB |", "|---|---|---:|"]
+    rows += [f"| {k} | {formulas[k]} | {v} |" for k, v in b["terms_mib"].items()]
+    rows.append(f"| **worst case** | | **{b['total_mib']}** |")
+    rows.append(
+        f"| **allowed** | {1 - HEADROOM:.0%} of the pod's {i['pod_limit_mib']:g} MiB limit | **{b['allowed_mib']}** |"
+    )
+    return "\n".join(rows)

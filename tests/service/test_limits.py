@@ -1,0 +1,250 @@
+"""Limits on every route of the real server app, in process over httpx's ASGI transport: body sizes
+(feedback, sign-in, batch), sign-in throttling, Secure cookies behind TLS, anonymous feedback.
+
+The app is `build_server`'s own; no inference worker runs, because every request here is answered
+before one would be needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import httpx
+import pytest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from aidetect.settings import Settings
+from service.auth import hash_key, hash_password, new_key
+from service.limits import HTTP_COPIES, IDLE_TREE_MIB, SMALL_BODY_BYTES, budget_markdown, memory_budget
+from service.records import Records
+from service.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def make(tmp_path, **overrides):
+    """(app, settings, records) of a server whose records live under tmp_path."""
+    settings = Settings(home=tmp_path, **overrides)
+    records = Records.open(settings)
+    return build_server(settings).app, settings, records
+
+
+def client(app, base="http://t", ip="127.0.0.1"):
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=base)
+
+
+def add_key(records: Records) -> str:
+    key_id, secret = new_key()
+    records.add_key(key_id, "platform", hash_key(secret))
+    return secret
+
+
+def add_detection(records: Records) -> str:
+    rec = {
+        "id": str(uuid.uuid4()),
+        "sha256": "ab" * 32,
+        "score": 0.5,
+        "verdict": "uncertain",
+        "stage": "fast",
+        "model_name": "aidetect",
+        "model_version": "1",
+        "api_key_id": None,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "width": 8,
+        "height": 8,
+        "size_bytes": 100,
+        "provenance": {},
+        "kept": False,
+    }
+    records.insert_detections([rec])
+    return rec["id"]
+
+
+async def chunks(total: int, size: int = 4096):
+    for _ in range(total // size):
+        yield b"x" * size
+
+
+# --- body limits ----------------------------------------------------------------------------
+
+
+async def test_feedback_body_over_the_limit_is_413_declared_or_streamed(tmp_path):
+    app, _, records = make(tmp_path, auth_required=True)
+    auth = {"Authorization": f"Bearer {add_key(records)}", "Content-Type": "application/json"}
+    async with client(app) as c:
+        r = await c.post("/v1/feedback", content=b"{" + b" " * (SMALL_BODY_BYTES + 10) + b"}", headers=auth)
+        assert r.status_code == 413 and "16 KiB" in r.json()["detail"]
+        r = await c.post("/v1/feedback", content=chunks(SMALL_BODY_BYTES * 4), headers=auth)
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        # A normal label still goes through.
+        ok = await c.post("/v1/feedback", json={"detection_id": add_detection(records), "label": "ai"}, headers=auth)
+        assert ok.status_code == 201
+
+
+async def test_sign_in_body_over_the_limit_is_413(tmp_path):
+    app, _, _ = make(tmp_path)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with client(app) as c:
+        r = await c.post("/moderate/login", content=b"name=a&password=" + b"p" * SMALL_BODY_BYTES, headers=form)
+        assert r.status_code == 413 and "/moderate/login" in r.json()["detail"]
+        r = await c.post("/moderate/login", content=chunks(SMALL_BODY_BYTES * 2), headers=form)
+        assert r.status_code == 413
+
+
+async def test_batch_over_the_byte_limit_is_413_even_without_a_length(tmp_path):
+    app, _, _ = make(tmp_path, max_bytes=1000, max_images_per_request=2)
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+
+    async def body():
+        yield head
+        for _ in range(10):
+            yield b"x" * 1000
+
+    ctype = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with client(app) as c:
+        r = await c.post("/v1/detect/batch", content=body(), headers=ctype)
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        # Each image over the byte limit is its own 413, answered before any worker sees it.
+        files = [("images", (f"{i}.png", b"x" * 1500, "image/png")) for i in range(2)]
+        r = await c.post("/v1/detect/batch", files=files)
+        assert r.status_code == 200
+        assert [(x["status"], "limit is 0.0 MiB" in x["detail"]) for x in r.json()["results"]] == [(413, True)] * 2
+        files = [("images", (f"{i}.png", b"x" * 10, "image/png")) for i in range(3)]
+        r = await c.post("/v1/detect/batch", files=files)
+        assert r.status_code == 413 and "the limit is 2" in r.json()["detail"]
+
+
+# --- sign-in throttling ---------------------------------------------------------------------
+
+
+async def test_sign_in_is_throttled_per_account_with_retry_after(tmp_path):
+    app, _, records = make(tmp_path, login_attempts_per_account=3, login_attempts_per_client=100)
+    records.set_moderator("alice", hash_password("right"))
+    async with client(app) as c:
+        codes = [
+            (await c.post("/moderate/login", data={"name": "alice", "password": "wrong"})).status_code for _ in range(3)
+        ]
+        assert codes == [303, 303, 303]
+        r = await c.post("/moderate/login", data={"name": "alice", "password": "right"})
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 20
+        assert "Too many sign-in attempts for this account" in r.text and "aidetect_session" not in r.headers.get(
+            "set-cookie", ""
+        )
+    # Another address trying the same account is held back too: the account is what is guessed at.
+    async with client(app, ip="10.0.0.9") as c:
+        assert (await c.post("/moderate/login", data={"name": "alice", "password": "x"})).status_code == 429
+
+
+async def test_sign_in_is_throttled_per_client_address_across_accounts(tmp_path):
+    app, _, _ = make(tmp_path, login_attempts_per_account=100, login_attempts_per_client=4)
+    async with client(app, ip="10.0.0.7") as c:
+        codes = [
+            (await c.post("/moderate/login", data={"name": f"user{i}", "password": "x"})).status_code for i in range(5)
+        ]
+        assert codes == [303, 303, 303, 303, 429]
+    async with client(app, ip="10.0.0.8") as c:  # someone else is not affected
+        assert (await c.post("/moderate/login", data={"name": "user9", "password": "x"})).status_code == 303
+
+
+# --- Secure cookies -------------------------------------------------------------------------
+
+
+async def sign_in_cookie(app, base="http://t", headers=None, ip="127.0.0.1") -> str:
+    async with client(app, base, ip) as c:
+        r = await c.post("/moderate/login", data={"name": "alice", "password": "pw"}, headers=headers or {})
+    assert r.status_code == 303 and r.headers["location"] == "/moderate"
+    return r.headers["set-cookie"]
+
+
+async def test_session_cookie_is_secure_over_https_or_when_told(tmp_path):
+    app, _, records = make(tmp_path / "a")
+    records.set_moderator("alice", hash_password("pw"))
+    assert "secure" not in (await sign_in_cookie(app)).lower()  # plain http on a laptop
+    assert "secure" in (await sign_in_cookie(app, "https://t")).lower()
+    told, _, records = make(tmp_path / "b", secure_cookies=True)
+    records.set_moderator("alice", hash_password("pw"))
+    cookie = await sign_in_cookie(told)
+    assert "secure" in cookie.lower() and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+
+
+async def test_forwarded_proto_from_a_trusted_proxy_makes_the_cookie_secure(tmp_path):
+    """What uvicorn does with FORWARDED_ALLOW_IPS (the deployment trusts the pod network): TLS ended at
+    the ingress, the proxy says so, and the cookie is Secure; an untrusted sender's header is ignored."""
+    app, _, records = make(tmp_path)
+    records.set_moderator("alice", hash_password("pw"))
+    proxied = ProxyHeadersMiddleware(app, trusted_hosts="10.42.0.0/16")
+    tls = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.5"}
+    assert "secure" in (await sign_in_cookie(proxied, headers=tls, ip="10.42.1.7")).lower()
+    assert "secure" not in (await sign_in_cookie(proxied, headers=tls, ip="198.51.100.1")).lower()
+
+
+# --- anonymous feedback ---------------------------------------------------------------------
+
+
+async def test_feedback_without_a_key_is_refused_when_auth_is_required(tmp_path):
+    app, _, records = make(tmp_path, auth_required=True)
+    detection = add_detection(records)
+    async with client(app) as c:
+        r = await c.post("/v1/feedback", json={"detection_id": detection, "label": "ai"})
+        assert r.status_code == 401 and "API key" in r.json()["detail"]
+        r = await c.post(
+            "/v1/feedback",
+            json={"detection_id": detection, "label": "ai"},
+            headers={"Authorization": f"Bearer {add_key(records)}"},
+        )
+        assert r.status_code == 201 and r.json()["given_by"].startswith("key:")
+    assert [f["given_by"][:4] for f in records.feedback_for(detection)] == ["key:"]
+
+
+# --- the memory arithmetic ------------------------------------------------------------------
+
+
+def test_memory_budget_adds_up_and_says_when_it_does_not_fit():
+    b = memory_budget(
+        max_bytes=8 << 20, max_pixels=16_000_000, images_per_request=8, max_batch_size=4, workers=1, pod_limit_mib=2048
+    )
+    assert b["terms_mib"]["batch images queued outside the workers"] == 8 * 8 * HTTP_COPIES
+    assert b["total_mib"] >= sum(b["terms_mib"].values()) - len(b["terms_mib"])
+    assert b["allowed_mib"] == int(2048 * 0.7)
+    assert "| **worst case** |" in budget_markdown(b)
+    huge = memory_budget(
+        max_bytes=20 << 20,
+        max_pixels=40_000_000,
+        images_per_request=16,
+        max_batch_size=4,
+        workers=1,
+        pod_limit_mib=1536,
+    )
+    assert not huge["fits"]
+
+
+def test_memory_model_covers_what_the_benchmark_measured():
+    """bench/serve_memory.py runs the real server and loads it with worst-case batches: the model above
+    must not promise less memory than that run used."""
+    import json
+    from pathlib import Path
+
+    result = json.loads((Path(__file__).resolve().parents[2] / "bench/results/serve_memory.json").read_text())
+    run = result["server"]
+    b = memory_budget(
+        max_bytes=run["image_bytes"],
+        max_pixels=run["image_pixels"],
+        images_per_request=run["images_per_request"],
+        max_batch_size=4,
+        workers=run["workers"],
+        pod_limit_mib=10_000,
+    )
+    assert run["statuses"] == [200], "the benchmark's batches must have been scored, or it measured nothing"
+    assert run["idle_mib"] <= IDLE_TREE_MIB
+    assert run["peak_mib"] <= b["total_mib"], (run, b)
