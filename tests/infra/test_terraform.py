@@ -2,8 +2,9 @@
 provider, and checkov.
 
 Terraform needs a provider binary even to validate, and none can be downloaded here, so the session
-fixture serves tests/infra/tf_standin.py (a schema-only stand-in) from a filesystem mirror named in a
-CLI config file (TF_CLI_CONFIG_FILE), and works on a copy so nothing lands in the repository.
+fixture serves tests/infra/tf_standin.py (a schema-only stand-in, run by its own venv: see tf_mirror.py)
+from a filesystem mirror named in a CLI config file (TF_CLI_CONFIG_FILE), and works on a copy so
+nothing lands in the repository.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import tf_standin
+import tf_mirror
 
 from infra.config import TERRAFORM_DIR
 
@@ -51,9 +52,9 @@ def offline(tmp_path_factory) -> dict[str, str]:
     """Environment in which `terraform init` installs the stand-in provider from a local mirror."""
     root = tmp_path_factory.mktemp("tf-offline")
     mirror = root / "mirror"
-    tf_standin.install(mirror)
-    cli_config = tf_standin.write_cli_config(root / "cli.tfrc", mirror)
-    return tf_standin.offline_env(cli_config)
+    tf_mirror.install(mirror, tf_mirror.standin_python())
+    cli_config = tf_mirror.write_cli_config(root / "cli.tfrc", mirror)
+    return tf_mirror.offline_env(cli_config)
 
 
 @pytest.fixture(scope="session")

@@ -6,29 +6,22 @@ package that declares the schemas of exactly the resources and data sources infr
 real names and attribute types, a subset of the real provider's attributes). It never talks to a cloud:
 `terraform test` runs it under `mock_provider`, which replaces every create/read with mocked values.
 
-    install(mirror_dir)                     # lays out a filesystem mirror for registry.terraform.io
-    write_cli_config(path, mirror_dir)      # then TF_CLI_CONFIG_FILE=path terraform init -backend=false
+It runs in a venv of its own (tf_mirror.standin_python), since `tf` pins protobuf below 6 and the
+project needs 6; tf_mirror.py lays it out in a filesystem mirror and writes the CLI config.
 
 Users install the real provider (`terraform init` does it); this file is test setup only.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
-from pathlib import Path
 
 from tf import runner
 from tf.gen import tfplugin_pb2 as pb
 from tf.iface import Provider
 from tf.schema import Attribute, Block, NestedBlock, NestMode, Schema
 from tf.types import Bool, List, Map, Number, String
-
-HOST, NAMESPACE, TYPE = "registry.terraform.io", "terraform-provider-openstack", "openstack"
-# Must satisfy infra/terraform/versions.tf's constraint (~> 3.0).
-VERSION = "3.0.0"
-PLATFORM = "linux_amd64"
+from tf_mirror import HOST, NAMESPACE, TYPE  # beside this file; stdlib only, so the stand-in's venv has it
 
 
 class ListBlock(NestedBlock):
@@ -256,36 +249,6 @@ class StandInOpenStack(Provider):
 
 def main() -> None:
     runner.run_provider(StandInOpenStack(), sys.argv)
-
-
-def install(mirror_dir: Path, python: str = sys.executable) -> Path:
-    """Writes the stand-in as an unpacked provider in a Terraform filesystem mirror; returns the binary."""
-    target = mirror_dir / HOST / NAMESPACE / TYPE / VERSION / PLATFORM
-    target.mkdir(parents=True, exist_ok=True)
-    exe = target / f"terraform-provider-{TYPE}_v{VERSION}"
-    here = Path(__file__).resolve().parent
-    exe.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {str(here)!r})\nimport tf_standin\ntf_standin.main()\n")
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return exe
-
-
-def write_cli_config(path: Path, mirror_dir: Path, plugin_cache: Path | None = None) -> Path:
-    """A CLI config (for TF_CLI_CONFIG_FILE) that installs the openstack provider from the mirror only."""
-    cache = f'plugin_cache_dir = "{plugin_cache}"\n' if plugin_cache else ""
-    path.write_text(
-        cache + "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path    = "{mirror_dir}"\n'
-        f'    include = ["{HOST}/{NAMESPACE}/{TYPE}"]\n  }}\n'
-        "}\n"
-    )
-    return path
-
-
-def offline_env(cli_config: Path, data_dir: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
-    if data_dir:
-        env["TF_DATA_DIR"] = str(data_dir)
-    return env
 
 
 if __name__ == "__main__":
