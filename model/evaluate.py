@@ -1,9 +1,14 @@
-"""Evaluate a detector on a manifest split, per source: as stored and re-encoded at JPEG q60.
+"""Evaluate a detector on a manifest split: AUROC, AP, TPR at 1% FPR and ECE with bootstrap 95% intervals
+per group, and how often real non-photos and unseen kinds of real photo are called AI; as stored and
+re-encoded at JPEG q60.
 
-    result = evaluate_bundle(bundle, manifest, out_dir)   # metrics + ROC / reliability PNGs
+    result = evaluate_bundle(bundle, manifest, out_dir)   # the dict below + PNG plots in out_dir
 
-Images go through the serving decode path, and the re-encoded copies through the same
-recompression a social platform applies (JPEG quality 60, longest side at most 768 px).
+Groups (model.sources): every two-label source with at least 100 images in the scored part, the
+single-label sources pooled (all of them, AI and real together; never one alone, as one label gives no
+AUROC), and overall. On the val split only the evaluation half is scored: the other half fitted
+calibration and thresholds (model.splits), so no figure is in-sample. Images go through the serving
+decode path, and the q60 copies through what a platform does to an upload (JPEG 60, at most 768 px).
 """
 
 from __future__ import annotations
@@ -15,8 +20,13 @@ from PIL import Image
 
 from model.bundle import DetectorBundle
 from model.manifest import Sample, read_manifest
-from model.metrics import per_source_metrics
+from model.metrics import binary_metrics, metrics_with_ci, per_source_metrics, rate_ci
 from model.preprocess import decode_image, encode_jpeg, fit_to_size
+from model.sources import MIN_SOURCE_N, OVERALL, POOLED, group_of_sources, load_sources
+from model.splits import calibration_parts
+
+CALIBRATION_SPLIT = "val"  # the split whose calibration half is never scored
+N_BOOT = 1000
 
 
 def recompress(img: Image.Image, quality: int = 60, max_side: int = 768) -> Image.Image:
@@ -46,6 +56,65 @@ def score_samples(bundle: DetectorBundle, samples: list[Sample], transform=None,
     return raw, bundle.calibrate(raw)
 
 
+def evaluation_part(samples: list[Sample], images: np.ndarray, split: str) -> tuple[np.ndarray, str]:
+    """Which images to score, and the sentence the report gives for it: the same split training made."""
+    if split != CALIBRATION_SPLIT:
+        return np.ones(len(samples), bool), f"all of split {split!r} (calibration used {CALIBRATION_SPLIT!r})"
+    targets = np.array([s.target for s in samples])
+    _, ev, how = calibration_parts([s.path.name for s in samples], images, targets)
+    if ev.all():
+        return ev, f"all of {split!r} ({how})"
+    return ev, f"the evaluation half of {split!r}; {how}"
+
+
+def group_masks(samples: list[Sample], min_n: int = MIN_SOURCE_N) -> dict[str, np.ndarray]:
+    """overall, each reportable two-label source, and the single-label pool, as boolean masks."""
+    groups = group_of_sources(samples, min_n)
+    src = np.array([s.source for s in samples])
+    masks = {OVERALL: np.ones(len(samples), bool)}
+    for name in sorted({g for g in groups.values() if g and g != POOLED}):
+        masks[name] = src == name
+    pooled = np.isin(src, [s for s, g in groups.items() if g == POOLED])
+    if pooled.any():
+        masks[POOLED] = pooled
+    return masks
+
+
+def group_metrics(probs, targets, masks, raw_probs=None, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, dict]:
+    out = {}
+    for name, sel in masks.items():
+        out[name] = metrics_with_ci(probs[sel], targets[sel], None if raw_probs is None else raw_probs[sel],
+                                    n_boot=n_boot, seed=seed)
+    return out
+
+
+def real_kind_rates(probs, samples: list[Sample], thresholds: dict, n_boot: int = N_BOOT) -> dict[str, dict]:
+    """Shares called ai_generated / real / uncertain on real non-photos and on unseen real-photo sources,
+    pooled per kind and per source, each share with its bootstrap interval."""
+    table = load_sources()
+    src = np.array([s.source for s in samples])
+    real = np.array([s.label == "real" for s in samples])
+    ai_hit = probs >= thresholds["high"]
+    real_hit = (probs < thresholds["low"]) & ~ai_hit if thresholds["low"] <= thresholds["high"] else ~ai_hit
+    kinds = {"non-photo real": table.nonphoto_real, "unseen real photo": table.unseen_real_photo}
+    out: dict[str, dict] = {}
+    for kind, sources in kinds.items():
+        sel = real & np.isin(src, sources)
+        out[kind] = _shares(ai_hit[sel], real_hit[sel], n_boot)
+        out[kind]["sources"] = {s: _shares(ai_hit[sel & (src == s)], real_hit[sel & (src == s)], n_boot)
+                                for s in sources if (sel & (src == s)).any()}
+    return out
+
+
+def _shares(ai_hit: np.ndarray, real_hit: np.ndarray, n_boot: int) -> dict:
+    uncertain = ~ai_hit & ~real_hit
+    out: dict = {"n": int(len(ai_hit))}
+    for name, hits in (("ai_generated", ai_hit), ("real", real_hit), ("uncertain", uncertain)):
+        rate, lo, hi = rate_ci(hits, n_boot)
+        out[name], out[f"{name}_ci"] = rate, [lo, hi]
+    return out
+
+
 def evaluate_bundle(
     bundle: DetectorBundle,
     manifest: Path,
@@ -53,38 +122,58 @@ def evaluate_bundle(
     split: str = "val",
     samples: list[Sample] | None = None,
     progress=None,
+    n_boot: int = N_BOOT,
+    min_source_n: int = MIN_SOURCE_N,
 ) -> dict:
-    from model.plots import reliability_plot, roc_plot
+    from model.plots import group_ci_plot, reliability_plot, roc_plot
     from model.progress import task_bar
+    from model.train import score_arrays
 
     samples = samples if samples is not None else read_manifest(manifest, split=split)
     if not samples:
         raise ValueError(f"{manifest}: no images in split {split!r}")
+    with task_bar(progress, f"decoding {split}", len(samples)) as tick:
+        images = load_split(samples, bundle, on_item=tick)
+    part, part_text = evaluation_part(samples, images, split)
+    n_split = len(samples)
+    samples, images = [s for s, p in zip(samples, part, strict=True) if p], images[part]
     targets = np.array([s.target for s in samples])
     sources = [s.source for s in samples]
     with task_bar(progress, f"evaluating {split}", 2 * len(samples)) as tick:
-        raw, probs = score_samples(bundle, samples, on_item=tick)
+        raw = score_arrays(bundle, images)
+        for _ in samples:
+            tick()
         raw60, probs60 = score_samples(bundle, samples, transform=recompress, on_item=tick)
-    sig = 1 / (1 + np.exp(-raw))
+    probs = bundle.calibrate(raw)
+    sig, sig60 = 1 / (1 + np.exp(-raw)), 1 / (1 + np.exp(-raw60))
+    masks = group_masks(samples, min_source_n)
+    groups = group_metrics(probs, targets, masks, sig, n_boot)
+    groups_q60 = {k: binary_metrics(probs60[m], targets[m]) for k, m in masks.items()}
     metrics = per_source_metrics(probs, targets, sources, sig)
-    metrics_q60 = per_source_metrics(probs60, targets, sources, 1 / (1 + np.exp(-raw60)))
-    fp_rate = float((probs[targets == 0] >= bundle.thresholds["high"]).mean())
-    fn_rate = float((probs[targets == 1] < bundle.thresholds["low"]).mean())
+    metrics_q60 = per_source_metrics(probs60, targets, sources, sig60)
+    th = bundle.thresholds
+    fp_rate = float((probs[targets == 0] >= th["high"]).mean()) if (targets == 0).any() else float("nan")
+    fn_rate = float((probs[targets == 1] < th["low"]).mean()) if (targets == 1).any() else float("nan")
     out_dir.mkdir(parents=True, exist_ok=True)
     roc_plot(probs, targets, sources, out_dir / "roc.png")
     reliability_plot(sig, probs, targets, out_dir / "reliability.png")
+    group_ci_plot(groups, out_dir / "groups_ci.png")
     return {
         "split": split,
         "n": len(samples),
+        "n_split": n_split,
+        "scored": part_text,
+        "groups": groups,
+        "groups_q60": groups_q60,
         "metrics": metrics,
         "metrics_q60": metrics_q60,
         "auroc_drop_q60": {
-            k: metrics[k]["auroc"] - metrics_q60[k]["auroc"]
-            for k in metrics
-            if metrics[k]["auroc"] == metrics[k]["auroc"]
+            k: groups[k]["auroc"] - groups_q60[k]["auroc"] for k in groups if groups[k]["auroc"] == groups[k]["auroc"]
         },
-        "thresholds": bundle.thresholds,
+        "real_kinds": real_kind_rates(probs, samples, th, n_boot),
+        "thresholds": th,
         "fp_rate_at_high": fp_rate,
         "fn_rate_below_low": fn_rate,
         "verdict_counts": {v: bundle.verdicts(probs).count(v) for v in ("real", "uncertain", "ai_generated")},
+        "bootstrap": {"resamples": n_boot, "seed": 0, "level": 0.95, "stratified_by": "label"},
     }

@@ -91,3 +91,14 @@ DESCRIPTION = (
     "or >= 0.95 mirrored), chosen by a hash of each group's smallest file name, fits calibration and "
     "thresholds; metrics are reported on the other half"
 )
+
+
+def calibration_parts(names: list[str], images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(fit mask, report mask, how): the fixed split, or all images for both when a side would lack a label
+    (tiny runs), which the returned sentence then says."""
+    cal = calibration_split(names, images)
+    targets = np.asarray(targets)
+    if len(set(targets[cal].tolist())) < 2 or len(set(targets[~cal].tolist())) < 2:
+        every = np.ones(len(names), bool)
+        return every, every, "in-sample: too few images to keep a calibration half apart"
+    return cal, ~cal, DESCRIPTION

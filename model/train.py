@@ -29,6 +29,7 @@ from model.detectors.efficientnet import logits as net_logits
 from model.manifest import Sample, read_manifest, subsample
 from model.metrics import per_source_metrics
 from model.preprocess import PreprocessConfig
+from model.splits import calibration_parts
 
 log = logging.getLogger(__name__)
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "cnn_baseline.yaml"
@@ -44,7 +45,7 @@ class TrainConfig:
     seed: int = 0  # python, numpy and torch seed
     per_group: int | None = None  # cap per (source, label, split): small runs for tests
     train_split: str = "train"  # manifest split to learn from
-    val_split: str = "val"  # manifest split for calibration, thresholds and metrics
+    val_split: str = "val"  # manifest split: one half fits calibration and thresholds, the other is reported
     calibration: str = "platt"  # "platt" or "isotonic"
     target_fpr: float = 0.01  # share of real images allowed above the high threshold
     target_fnr: float = 0.01  # share of AI images allowed below the low threshold
@@ -188,12 +189,18 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None) -> tuple[DetectorBundle
     with task_bar(progress, "scoring validation", 1) as tick:
         raw = score_arrays(bundle, x_val)
         tick()
-    bundle.calibration = fit_calibrator(raw, y_val, cfg.calibration)
+    # One half of val (near-duplicate groups kept whole) fits calibration and thresholds, the other is
+    # reported on, so ECE and TPR at 1% FPR are not measured on the images they were fitted to.
+    cal, ev, cal_how = calibration_parts([s.path.name for s in val_s], x_val, y_val)
+    bundle.calibration = fit_calibrator(raw[cal], y_val[cal], cfg.calibration)
     probs = bundle.calibrate(raw)
-    bundle.thresholds = thresholds_at(probs, y_val, cfg.target_fpr, cfg.target_fnr)
-    metrics = per_source_metrics(probs, y_val, [s.source for s in val_s], 1 / (1 + np.exp(-raw)))
+    bundle.thresholds = thresholds_at(probs[cal], y_val[cal], cfg.target_fpr, cfg.target_fnr)
+    ev_sources = [s.source for s, e in zip(val_s, ev, strict=True) if e]
+    metrics = per_source_metrics(probs[ev], y_val[ev], ev_sources, 1 / (1 + np.exp(-raw[ev])))
     report = {
         "metrics": metrics,
+        "calibration_split": cal_how,
+        "n_calibration": int(cal.sum()),
         "n_train": len(train_s),
         "n_val": len(val_s),
         "load_seconds": t_load,
@@ -203,7 +210,7 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None) -> tuple[DetectorBundle
         "bf16": bool(cfg.bf16 and bf16_supported()),
         "threads": torch.get_num_threads(),
     }
-    bundle.info = {"val_metrics": metrics["overall"], "train_seconds": round(t_train, 1)}
+    bundle.info = {"val_metrics": metrics["overall"], "train_seconds": round(t_train, 1), "calibration_split": cal_how}
     return bundle, report
 
 
