@@ -86,16 +86,33 @@ def evaluate(
     tracking_uri: str = TRACKING_OPT,
     out: Path = typer.Option(None, "--out", help="also keep the plots and evaluation.json in this folder"),
     per_group: int = typer.Option(None, help="evaluate on at most N images per source/label (quick runs)"),
+    leave_out: bool = typer.Option(
+        False, "--leave-out", help="run the leave-one-family-out / leave-one-real-source-out benchmark on frozen "
+        "features instead (no registered model needed; JSON to --out/leave_out.json)"
+    ),
+    threads: int = typer.Option(1, help="--leave-out: torch threads for the frozen features"),
 ) -> None:
-    """Evaluate a registered model per source on the val split, as stored and re-encoded at JPEG q60.
+    """Evaluate a registered model on the evaluation half of val, as stored and re-encoded at JPEG q60.
 
-    Reports AUROC, average precision, accuracy, ECE before/after calibration and TPR at 1% FPR,
-    logs them with ROC and reliability plots to MLflow, and gives the `production` alias to
-    this version when no version holds it yet.
+    Reports AUROC, average precision, TPR at 1% FPR and ECE with bootstrap 95% intervals for each
+    two-label source of at least 100 images, the single-label sources pooled, and overall; and the
+    verdict shares on real non-photos and unseen real-photo sources. Logs them, tables and plots to
+    MLflow, and gives the `production` alias to this version when no version holds it yet.
     """
+    settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
+    if leave_out:
+        from model.eval_tables import print_leave_out
+        from model.leave_out import run_leave_out
+
+        try:
+            with _progress() as progress:
+                report = run_leave_out(settings, out / "leave_out.json" if out else None, threads, per_group, progress)
+        except _user_errors() as e:
+            raise _fail(str(e)) from None
+        print_leave_out(report)
+        return
     from model.jobs import evaluate_and_promote
 
-    settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
     try:
         with _progress() as progress:
             ref, result = evaluate_and_promote(settings, model_uri, out, progress, per_group)
@@ -107,26 +124,9 @@ def evaluate(
 
 
 def _print_evaluation(ref, result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from model.eval_tables import print_evaluation
 
-    table = Table(title=f"{ref.uri} on {result['split']} (n={result['n']})")
-    for col in ("source", "n", "AUROC", "AUROC q60", "AP", "acc", "TPR@1%FPR", "ECE before", "ECE after"):
-        table.add_column(col, justify="right")
-    for src, m in result["metrics"].items():
-        q = result["metrics_q60"][src]
-        table.add_row(
-            src,
-            f"{m['n']:.0f}",
-            f"{m['auroc']:.4f}",
-            f"{q['auroc']:.4f}",
-            f"{m['ap']:.4f}",
-            f"{m['accuracy']:.3f}",
-            f"{m['tpr_at_1fpr']:.3f}",
-            f"{m['ece_before']:.3f}",
-            f"{m['ece']:.3f}",
-        )
-    Console(width=150).print(table)
+    print_evaluation(ref.uri, result)
     th = result["thresholds"]
     typer.echo(
         f"thresholds: low={th['low']:.4f} high={th['high']:.4f}; verdicts {result['verdict_counts']}; "

@@ -177,3 +177,53 @@ def evaluate_bundle(
         "verdict_counts": {v: bundle.verdicts(probs).count(v) for v in ("real", "uncertain", "ai_generated")},
         "bootstrap": {"resamples": n_boot, "seed": 0, "level": 0.95, "stratified_by": "label"},
     }
+
+
+def group_rows(result: dict) -> list[dict]:
+    """One flat row per group: the table printed by the CLI and logged to MLflow."""
+    rows = []
+    for g, m in result["groups"].items():
+        row = {"group": g, "n": int(m["n"]), "n_ai": int(m["n_ai"])}
+        for k in ("auroc", "ap", "tpr_at_1fpr", "ece"):
+            row[k], (row[f"{k}_lo"], row[f"{k}_hi"]) = m[k], m[f"{k}_ci"]
+        row["auroc_q60"] = result["groups_q60"][g]["auroc"]
+        rows.append(row)
+    return rows
+
+
+def real_kind_rows(result: dict) -> list[dict]:
+    rows = []
+    for kind, r in result["real_kinds"].items():
+        for name, m in [(kind, r), *[(f"  {s}", v) for s, v in r["sources"].items()]]:
+            rows.append({"real images": name, "n": m["n"], **{k: m[k] for k in ("ai_generated", "real", "uncertain")},
+                         "ai_generated_lo": m["ai_generated_ci"][0], "ai_generated_hi": m["ai_generated_ci"][1]})
+    return rows
+
+
+def flat_group_metrics(result: dict, prefix: str = "val") -> dict[str, float]:
+    """MLflow metric names: val_group_<group>_<metric>[_lo|_hi], val_nonphoto_real_ai_generated, ..."""
+    out = {}
+    for row in group_rows(result):
+        tag = row["group"].replace(" ", "_")
+        out.update({f"{prefix}_group_{tag}_{k}": float(v) for k, v in row.items()
+                    if k not in ("group",) and isinstance(v, int | float) and v == v})
+    for kind, r in result["real_kinds"].items():
+        tag = kind.replace(" ", "_").replace("-", "")
+        out.update({f"{prefix}_{tag}_{k}": float(r[k]) for k in ("ai_generated", "real", "uncertain") if r[k] == r[k]})
+    return out
+
+
+def log_to_mlflow(result: dict, plots_dir: Path | None = None) -> None:
+    """Into the active MLflow run: group metrics with their intervals, the tables and the plots."""
+    import mlflow
+    import pandas as pd
+
+    from model.sources import SOURCES_TABLE
+
+    mlflow.log_metrics(flat_group_metrics(result, result["split"]))
+    mlflow.log_table(pd.DataFrame(group_rows(result)), "evaluation/groups.json")
+    mlflow.log_table(pd.DataFrame(real_kind_rows(result)), "evaluation/real_kinds.json")
+    mlflow.log_param("scored", result["scored"][:480])
+    mlflow.log_artifact(str(SOURCES_TABLE), "evaluation")
+    for png in sorted(Path(plots_dir).glob("*.png")) if plots_dir else []:
+        mlflow.log_artifact(str(png), "plots")

@@ -108,7 +108,7 @@ def evaluate_and_promote(
 ) -> tuple[ModelRef, dict]:
     """Evaluate a registered version on the val split (as is and re-encoded at JPEG q60),
     log metrics and plots to MLflow, and give it the production alias if nobody holds it."""
-    from model.evaluate import evaluate_bundle
+    from model.evaluate import evaluate_bundle, log_to_mlflow
     from model.manifest import read_manifest, subsample
 
     registry.configure(settings)
@@ -126,8 +126,7 @@ def evaluate_and_promote(
             mlflow.log_metrics(flat_metrics(result["metrics"], "val"))
             mlflow.log_metrics(flat_metrics(result["metrics_q60"], "val_q60"))
             mlflow.log_dict(result, "evaluation.json")
-            for png in out.glob("*.png"):
-                mlflow.log_artifact(str(png), "plots")
+            log_to_mlflow(result, out)
     overall, q60 = result["metrics"]["overall"], result["metrics_q60"]["overall"]
     registry.set_version_tags(
         ref,

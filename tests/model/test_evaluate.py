@@ -65,3 +65,22 @@ def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
     test_m = tmp_path / "test.csv"
     test_m.write_text(manifest.read_text().replace(",val,", ",test,"))
     assert evaluate_bundle(bundle, test_m, tmp_path / "o2", split="test", n_boot=50)["n"] == res["n_split"]
+
+
+def test_tables_print_groups_with_intervals_and_real_kinds(tmp_path):
+    from rich.console import Console
+
+    from model.eval_tables import print_evaluation
+
+    ci = {f"{k}_ci": [0.8, 0.9] for k in ("auroc", "ap", "tpr_at_1fpr", "ece")}
+    m = {"n": 50.0, "n_ai": 20.0, "auroc": 0.85, "ap": 0.84, "tpr_at_1fpr": 0.5, "ece": 0.05, **ci}
+    nan_m = {**m, "auroc": float("nan")}
+    shares = {"n": 10, "ai_generated": 0.1, "ai_generated_ci": [0.0, 0.3], "real": 0.6, "real_ci": [0.3, 0.9],
+              "uncertain": 0.3, "uncertain_ci": [0.1, 0.6]}
+    result = {"n": 50, "n_split": 100, "split": "val", "scored": "the evaluation half",
+              "groups": {"overall": m, POOLED: nan_m}, "groups_q60": {"overall": {"auroc": 0.8}, POOLED: {"auroc": 0.7}},
+              "real_kinds": {"non-photo real": {**shares, "sources": {"memegen": shares}}}}
+    con = Console(width=200, record=True)
+    print_evaluation("models:/aidetect/1", result, con)
+    text = con.export_text()
+    assert "0.850 [0.800, 0.900]" in text and "n/a" in text and "memegen" in text and "50 of 100 val" in text

@@ -37,7 +37,15 @@ def test_version_records_run_metrics_and_alias(tiny_model):
     assert {a.path for a in client.list_artifacts(ev.info.run_id, "plots")} == {
         "plots/roc.png",
         "plots/reliability.png",
+        "plots/groups_ci.png",
     }
+    # Groups with their intervals, as metrics and as a table; the family table travels with the run.
+    assert {"val_group_overall_auroc", "val_group_overall_auroc_lo", "val_group_overall_auroc_hi"} <= set(
+        ev.data.metrics
+    )
+    evaluation = {a.path for a in client.list_artifacts(ev.info.run_id, "evaluation")}
+    assert {"evaluation/groups.json", "evaluation/real_kinds.json", "evaluation/sources.yaml"} <= evaluation
+    assert "evaluation half" in ev.data.params["scored"]
     assert "val_q60_auroc" in ev.data.metrics
 
 
