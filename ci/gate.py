@@ -7,6 +7,9 @@ Each metrics dict holds, for one model on the evaluation set:
     auroc      AUROC of the calibrated score
     auroc_q60  AUROC on the same images re-encoded as a platform would (JPEG q60, longest side <= 768 px)
     fpr        share of real images at or above the model's own operating ("ai_generated") threshold
+    groups     optional {group: {"auroc": ..}}: each two-label source and the single-label sources pooled
+               (model.evaluate). A single-label source is never a group (one label has no AUROC), and a
+               group whose AUROC is NaN on either side is reported as skipped, never compared.
 
 A challenger is promoted only when every check passes. With no production model yet, only the floor
 applies: the first model has nothing to beat, but must still be better than chance.
@@ -25,10 +28,12 @@ class GateRules:
     max_fpr_increase: float = 0.0  # false-positive rate at the operating threshold it may add
     max_q60_auroc_drop: float = 0.0  # AUROC on recompressed inputs it may lose against production
     min_auroc: float = 0.5  # floor for every challenger
+    max_group_auroc_drop: float = 0.02  # AUROC any group (two-label source, single-label pool) may lose
 
     @classmethod
     def from_config(cls, cfg) -> GateRules:
-        return cls(cfg.min_auroc_gain, cfg.max_fpr_increase, cfg.max_q60_auroc_drop, cfg.min_auroc)
+        drop = getattr(cfg, "max_group_auroc_drop", cls.max_group_auroc_drop)
+        return cls(cfg.min_auroc_gain, cfg.max_fpr_increase, cfg.max_q60_auroc_drop, cfg.min_auroc, drop)
 
 
 @dataclass(frozen=True)
@@ -125,4 +130,27 @@ def decide(challenger: dict, production: dict | None, rules: GateRules) -> Decis
             f"(floor {q_floor:.4f})",
         )
     )
+    checks += group_checks(c.get("groups") or {}, p.get("groups") or {}, rules)
     return Decision(all(ch.passed for ch in checks), checks, "better than production on every check")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and x == x
+
+
+def group_checks(challenger: dict, production: dict, rules: GateRules) -> list[Check]:
+    """No group may lose more than the allowed AUROC; `overall` is the gain check's. Groups with a NaN or
+    missing AUROC on either side (one label in this evaluation set) pass as skipped, saying so."""
+    checks = []
+    for g in sorted((set(challenger) & set(production)) - {"overall"}):
+        ca, pa = (challenger[g] or {}).get("auroc"), (production[g] or {}).get("auroc")
+        if not (_finite(ca) and _finite(pa)):
+            checks.append(Check(f"group:{g}", True, float("nan") if ca is None else ca, pa, float("nan"),
+                                f"{g}: no AUROC on both sides (one label in the evaluation set): skipped"))
+            continue
+        floor = pa - rules.max_group_auroc_drop
+        ok = ca >= floor - 1e-12
+        checks.append(Check(f"group:{g}", ok, ca, pa, floor,
+                            f"{g}: AUROC {ca:.4f} vs production {pa:.4f}: "
+                            f"{'holds' if ok else 'drops below'} the floor {floor:.4f}"))
+    return checks

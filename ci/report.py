@@ -23,7 +23,8 @@ def _f(x) -> str:
 
 
 def _check_row(c: Check) -> str:
-    return f"| {_LABELS.get(c.name, c.name)} | {_f(c.challenger)} | {_f(c.production)} | {_f(c.limit)} | " + (
+    name = f"AUROC of group {c.name[6:]}" if c.name.startswith("group:") else _LABELS.get(c.name, c.name)
+    return f"| {name} | {_f(c.challenger)} | {_f(c.production)} | {_f(c.limit)} | " + (
         "pass" if c.passed else "**fail**"
     ) + " |"
 
@@ -37,20 +38,27 @@ def _model_line(who: str, m: dict) -> str:
     return f"- **{who}**: " + ", ".join(bits)
 
 
+def _groups_of(m: dict | None) -> dict:
+    """Two-label sources and the single-label pool; older tags hold `per_source` instead."""
+    m = m or {}
+    return m.get("groups") or m.get("per_source") or {}
+
+
 def _per_source(challenger: dict, production: dict | None) -> list[str]:
-    sources = sorted(set(challenger.get("per_source", {})) | set((production or {}).get("per_source", {})))
+    cg, pg = _groups_of(challenger), _groups_of(production)
+    sources = sorted(set(cg) | set(pg))
     if not sources:
         return []
     lines = [
         "",
-        "<details><summary>Per source</summary>",
+        "<details><summary>Per group (two-label sources; single-label sources pooled)</summary>",
         "",
-        "| source | n | AUROC (challenger) | AUROC (production) | AUROC q60 (challenger) | AUROC q60 (production) |",
+        "| group | n | AUROC (challenger) | AUROC (production) | AUROC q60 (challenger) | AUROC q60 (production) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for s in sources:
-        c = challenger.get("per_source", {}).get(s, {})
-        p = (production or {}).get("per_source", {}).get(s, {})
+        c = cg.get(s) or {}
+        p = pg.get(s) or {}
         n = c.get("n", p.get("n"))
         lines.append(
             f"| {s} | {n if n is not None else '?'} | {_f(c.get('auroc'))} | {_f(p.get('auroc'))} | "

@@ -244,10 +244,12 @@ def retrain(settings: Settings, cfg: CIConfig, progress=None) -> RetrainResult:
 def gate_metrics(result: dict) -> dict:
     """The numbers the gate and the report use, from model.evaluate.evaluate_bundle's result."""
     o, q = result["metrics"]["overall"], result["metrics_q60"]["overall"]
-    per_source = {
-        src: {"n": m.get("n"), "auroc": m.get("auroc"), "auroc_q60": result["metrics_q60"][src].get("auroc")}
-        for src, m in result["metrics"].items()
-        if src != "overall"
+    # Groups, not sources: a single-label source alone has no AUROC; it counts in the pooled group.
+    groups = {
+        g: {"n": m.get("n"), "auroc": m.get("auroc"), "auroc_ci": m.get("auroc_ci"),
+            "auroc_q60": result["groups_q60"][g].get("auroc")}
+        for g, m in result.get("groups", {}).items()
+        if g != "overall"
     }
     return {
         "auroc": o["auroc"],
@@ -259,7 +261,7 @@ def gate_metrics(result: dict) -> dict:
         "tpr_at_1fpr": o.get("tpr_at_1fpr"),
         "ece": o.get("ece"),
         "n": result["n"],
-        "per_source": per_source,
+        "groups": groups,
     }
 
 

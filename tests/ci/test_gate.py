@@ -64,3 +64,36 @@ def test_rules_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("AIDETECT_CI_MAX_FPR_INCREASE", "0.01")
     rules = GateRules.from_config(get_ci_config())
     assert rules.min_auroc_gain == 0.05 and rules.max_fpr_increase == 0.01 and rules.max_q60_auroc_drop == 0.0
+
+
+def test_groups_are_compared_and_a_nan_group_is_skipped_not_an_error():
+    nan = float("nan")
+    prod = {**PROD, "groups": {"faces": {"auroc": 0.95}, "single-label pooled": {"auroc": 0.80},
+                               "tiny": {"auroc": nan}}}
+    chal = {"auroc": 0.92, "auroc_q60": 0.86, "fpr": 0.02,
+            "groups": {"faces": {"auroc": 0.96}, "single-label pooled": {"auroc": 0.70}, "tiny": {"auroc": 0.5}}}
+    d = decide(chal, prod, RULES)
+    assert not d.promote  # overall improved, but the pooled single-label group lost 0.10
+    failed = [c.name for c in d.checks if not c.passed]
+    assert failed == ["group:single-label pooled"] and "drops below the floor 0.7800" in d.reasons[0]
+    tiny = next(c for c in d.checks if c.name == "group:tiny")
+    assert tiny.passed and "skipped" in tiny.detail
+    chal["groups"]["single-label pooled"]["auroc"] = 0.79
+    assert decide(chal, prod, RULES).promote  # within the allowed 0.02
+
+
+def test_gate_metrics_hold_groups_never_a_single_label_source():
+    from ci.steps import gate_metrics
+
+    nan = float("nan")
+    m = {"n": 10.0, "auroc": 0.9, "auroc_ci": [0.8, 0.95]}
+    result = {
+        "metrics": {"overall": {"auroc": 0.9, "ap": 0.9}, "faces": {"n": 300, "auroc": 0.95},
+                    "camvid": {"n": 14, "auroc": nan}},
+        "metrics_q60": {"overall": {"auroc": 0.88}, "faces": {"auroc": 0.9}, "camvid": {"auroc": nan}},
+        "groups": {"overall": m, "faces": m, "single-label pooled": m},
+        "groups_q60": {"overall": {"auroc": 0.88}, "faces": {"auroc": 0.9}, "single-label pooled": {"auroc": 0.8}},
+        "fp_rate_at_high": 0.01, "thresholds": {"high": 0.9}, "n": 400,
+    }
+    g = gate_metrics(result)
+    assert set(g["groups"]) == {"faces", "single-label pooled"} and "per_source" not in g

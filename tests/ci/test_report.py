@@ -41,3 +41,14 @@ def test_commit_message_names_version_stage_and_metrics():
     subject, _, body = msg.partition("\n\n")
     assert subject == "Promote aidetect v7 to canary: AUROC 0.9300, q60 0.9000, FPR 0.0100"
     assert "models:/aidetect/7 replaces v6 in canary." in body and "git_sha: abc" in body
+
+
+def test_report_lists_groups_and_writes_nan_as_n_a():
+    nan = float("nan")
+    groups = {"faces": {"n": 180, "auroc": 0.97, "auroc_q60": 0.96},
+              "single-label pooled": {"n": 200, "auroc": nan, "auroc_q60": None}}
+    c = {**model("3", 0.93, 0.9, 0.01), "groups": groups}
+    p = {**model("2", 0.92, 0.9, 0.01), "groups": {"faces": {"n": 180, "auroc": 0.96, "auroc_q60": 0.95}}}
+    md = gate_report(decide(c, p, GateRules()), c, p, EVAL, GateRules())
+    assert "| single-label pooled | 200 | n/a | n/a | n/a | n/a |" in md
+    assert "| faces | 180 | 0.9700 | 0.9600 |" in md and "AUROC of group faces" in md
