@@ -5,6 +5,7 @@
     aidetect moderators add alice                      # prints a generated password (or --password-stdin)
     aidetect monitor drift [--hours 24]                # PSI/KS vs the training snapshot -> metric
     aidetect records prune                             # drop unlabelled review images past retention
+    aidetect records migrate                           # schema to head (the deployment's PreSync job)
     aidetect predict cat.jpg dog.png [--url URL]       # through the HTTP API (AIDETECT_API_KEY)
 
 All of them use the records database of AIDETECT_STORE_URL (default SQLite under AIDETECT_HOME).
@@ -27,7 +28,9 @@ from aidetect.settings import get_settings
 keys_app = typer.Typer(help="API keys for the detector: create, list, revoke.", no_args_is_help=True)
 moderators_app = typer.Typer(help="Moderator accounts for the review page.", no_args_is_help=True)
 monitor_app = typer.Typer(help="Monitoring: drift of recent traffic against the training data.", no_args_is_help=True)
-records_app = typer.Typer(help="Detection records: retention of kept review images.", no_args_is_help=True)
+records_app = typer.Typer(
+    help="Detection records: schema migrations, retention of kept review images.", no_args_is_help=True
+)
 
 HOME = typer.Option(None, "--home", help="data directory [env AIDETECT_HOME]")
 STORE = typer.Option(None, "--store-url", help="records database URL [env AIDETECT_STORE_URL]")
@@ -181,6 +184,22 @@ def monitor_drift(
     if textfile:
         textfile.write_text(prometheus_text(report))
     typer.echo(json.dumps(report, indent=2))
+
+
+@records_app.command("migrate")
+def records_migrate(home: Path = HOME, store_url: str = STORE) -> None:
+    """Bring the records database to the newest schema: the data pipeline's tables, then the service's.
+
+    Servers on PostgreSQL never migrate (replicas would race): run this once before they roll out, as the
+    deployment's ArgoCD PreSync job does. Safe to repeat; prints what was behind."""
+    from model.etl.store import StoreError
+    from service.records import Records
+
+    try:
+        behind = Records.migrate_store(get_settings(home=home, store_url=store_url))
+    except StoreError as e:
+        raise _fail(str(e)) from None
+    typer.echo(json.dumps({"migrated": behind}))
 
 
 @records_app.command("prune")

@@ -8,7 +8,13 @@
 Kept review images are rows of the data pipeline's `images` table (source "service") whose bytes
 are in its content-addressed object store, so a moderator's label becomes a LabelEvent through
 Store.set_label and flows into the next snapshot like any other. Tables of its own live in their
-own metadata (created here, idempotently) so the ETL's migration history stays the ETL's.
+own metadata with their own Alembic history (service/migrations, version table
+alembic_version_service), so the ETL's migration history stays the ETL's.
+
+Who creates the tables: on the embedded SQLite store (a laptop, `aidetect up`) opening it does, as
+it always has. On a shared server database (PostgreSQL) nothing that serves migrates: `aidetect
+records migrate` does, once, before the replicas roll (the deployment's ArgoCD PreSync job), and
+opening a store that is behind says so instead of racing other replicas to ALTER it.
 
 A simple agreement rule holds back labels of a moderator who often disagrees with the others:
 once they have labelled MIN_OVERLAP images that someone else labelled too, and agree on fewer
@@ -22,6 +28,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import (
     JSON,
@@ -39,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from model.etl.db import Image, LabelEvent, Sighting, utcnow
-from model.etl.store import Store, StoreError
+from model.etl.store import Store, StoreError, default_urls, masked
 from model.manifest import normalise_label
 
 MIN_OVERLAP = 5
@@ -49,6 +56,9 @@ VERDICT_LABEL = {"ai_generated": "ai", "real": "real"}
 
 
 log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_service"
 
 # An outbox row that changes an earlier detection instead of adding one (see stage_update).
 STAGE_UPDATE = "stage_update"
@@ -153,15 +163,99 @@ def held_back_by_rule(pairs: list[tuple[str, str]]) -> bool:
     return rate is not None and len(pairs) >= MIN_OVERLAP and rate < MIN_AGREEMENT
 
 
+def embedded(url: str) -> bool:
+    """The local embedded store (SQLite, one machine) creates its own tables; a server database does not."""
+    return url.startswith("sqlite")
+
+
+def _quiet_alembic() -> None:
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # as model.etl.db.migrate: quiet unless debugging
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _alembic_config(engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine) -> None:
+    """`alembic upgrade head` for the service tables (the ETL's own migrations must have run first)."""
+    _quiet_alembic()
+    from alembic import command
+
+    from model.etl.db import _MIGRATING
+
+    with _MIGRATING:
+        command.upgrade(_alembic_config(engine), "head")
+
+
+def pending_migrations(engine) -> list[str]:
+    """What `aidetect records migrate` would still do here: '<history>: at X, head Y' per history behind."""
+    _quiet_alembic()
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from model.etl.db import alembic_config
+
+    behind = []
+    with engine.connect() as conn:
+        for name, cfg, table in (
+            ("data pipeline", alembic_config(engine), "alembic_version"),
+            ("service", _alembic_config(engine), VERSION_TABLE),
+        ):
+            current = MigrationContext.configure(conn, opts={"version_table": table}).get_current_revision()
+            head = ScriptDirectory.from_config(cfg).get_current_head()
+            if current != head:
+                behind.append(f"{name}: at {current or 'nothing'}, head {head}")
+    return behind
+
+
 class Records:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, create: bool = True):
         self.store = store
-        with store.guard("creating the service tables"):
-            Base.metadata.create_all(store.engine)
+        if create:  # embedded mode only (see open)
+            with store.guard("creating the service tables"):
+                Base.metadata.create_all(store.engine)
 
     @classmethod
     def open(cls, settings=None, url: str | None = None, objects: str | None = None) -> Records:
-        return cls(Store.open(url=url, objects=objects, settings=settings))
+        if url is None:
+            url = default_urls(settings)[0]
+        local = embedded(url)
+        store = Store.open(url=url, objects=objects, settings=settings, upgrade=local)
+        if not local:
+            with store.guard("checking the schema"):
+                behind = pending_migrations(store.engine)
+            if behind:
+                store.close()
+                raise StoreError(
+                    f"database {masked(url)} is not migrated ({'; '.join(behind)}): run `aidetect records migrate` "
+                    "(the deployment's PreSync job does) before serving"
+                )
+        return cls(store, create=local)
+
+    @classmethod
+    def migrate_store(cls, settings=None, url: str | None = None) -> list[str]:
+        """Bring a database to head, data pipeline then service tables; returns what was behind."""
+        if url is None:
+            url = default_urls(settings)[0]
+        store = Store.open(url=url, settings=settings, upgrade=False)
+        try:
+            with store.guard("reading the schema version"):
+                before = pending_migrations(store.engine)
+            from model.etl.db import migrate as migrate_etl
+
+            with store.guard("migrating the data pipeline tables"):
+                migrate_etl(store.engine)
+            with store.guard("migrating the service tables"):
+                migrate(store.engine)
+            return before
+        finally:
+            store.close()
 
     def close(self) -> None:
         self.store.close()

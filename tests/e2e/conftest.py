@@ -97,6 +97,9 @@ def secure_server(tiny_model, tmp_path_factory):
         "AIDETECT_WORKERS_PER_DEVICE": "2",
     }
     svc = Service(env=env, log=home / "serve.log", url=f"http://127.0.0.1:{port}", pg=pg)
+    # As the deployment's PreSync job: a server on PostgreSQL never migrates the shared database itself.
+    migrated = svc.cli("records", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
     svc.keys["main"] = svc.new_key("tests", rate=100_000)
     svc.start()
     yield svc
