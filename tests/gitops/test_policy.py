@@ -266,7 +266,8 @@ def test_canary_rolls_out_through_an_analysis_of_errors_and_latency(overlays):
     templates = {t["templateName"] for t in rollout["spec"]["strategy"]["canary"]["analysis"]["templates"]}
     analysis = one(objects, "AnalysisTemplate", "detector-canary")
     assert templates == {analysis["metadata"]["name"]}
-    queries = {m["name"]: m["provider"]["prometheus"]["query"] for m in analysis["spec"]["metrics"]}
+    queries = {m["name"]: m["provider"]["prometheus"]["query"] for m in analysis["spec"]["metrics"]
+               if "prometheus" in m["provider"]}
     assert "aidetect_requests_total" in queries["error-rate"]
     assert "aidetect_request_latency_seconds_bucket" in queries["latency-p95"]
     assert all("{{args.canary-hash}}" in q for q in queries.values())
@@ -283,6 +284,7 @@ def test_every_aidetect_variable_is_a_setting(all_objects):
     known = {f"AIDETECT_{name.upper()}" for name in Settings.model_fields}
     known.add("AIDETECT_AUTHOR_SALT")  # read directly by model/etl/store.py, not a Settings field
     known.add("AIDETECT_SESSION_SECRET")  # read directly by service/state.py, not a Settings field
+    known.add("AIDETECT_API_KEY")  # the client's key, read by `aidetect predict` (service/cli.py)
     used = set()
     for _, obj in all_objects:
         text = yaml.safe_dump(obj)
@@ -352,7 +354,7 @@ def _promql_expressions(all_objects) -> list[tuple[str, str]]:
             exprs += [(r["alert"], r["expr"]) for g in obj["spec"]["groups"] for r in g["rules"]]
         if obj["kind"] == "AnalysisTemplate":
             exprs += [(m["name"], m["provider"]["prometheus"]["query"].replace("{{args.canary-hash}}", "abc123"))
-                      for m in obj["spec"]["metrics"]]
+                      for m in obj["spec"]["metrics"] if "prometheus" in m["provider"]]
     dashboard = json.loads((GITOPS / "infrastructure/monitoring/dashboards/detector.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
