@@ -199,7 +199,8 @@ def test_overlay_pins_an_exact_model_version_read_by_every_tier(overlays, env):
     objects = overlays[env]
     model_cm = one(objects, "ConfigMap", "detector-model-")
     assert MODEL_URI.match(model_cm["data"]["AIDETECT_MODEL_URI"]), model_cm["data"]
-    for deployment in by_kind(objects, "Deployment"):
+    # The fast model's pin; the GPU tier serves the Qwen stage, pinned apart (test_qwen_tier.py).
+    for deployment in [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] != "detector-gpu"]:
         env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         refs = [e["configMapRef"]["name"] for e in env_from if "configMapRef" in e]
         assert model_cm["metadata"]["name"] in refs, deployment["metadata"]["name"]
@@ -212,7 +213,8 @@ def test_detector_probes_scaling_and_disruption_budget(overlays, env):
     for deployment in by_kind(objects, "Deployment"):
         c = deployment["spec"]["template"]["spec"]["containers"][0]
         assert c["readinessProbe"]["httpGet"]["path"] == "/health"
-        assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+        # LitServe's Qwen server has no /livez: its port answering is its liveness.
+        assert c["livenessProbe"].get("httpGet", {}).get("path") == "/livez" or "tcpSocket" in c["livenessProbe"]
         assert "replicas" not in deployment["spec"], "KEDA owns replicas; a fixed count would fight it"
         name = deployment["metadata"]["name"]
         scaler = one(objects, "HTTPScaledObject", name)
@@ -235,8 +237,8 @@ def test_endpoint_is_tls_and_routes_through_the_interceptor(overlays, env):
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
     gateway = one(objects, "Service", backend)
     assert gateway["spec"]["externalName"].startswith("keda-add-ons-http-interceptor-proxy.keda.")
-    for scaler in by_kind(objects, "HTTPScaledObject"):
-        assert scaler["spec"]["hosts"] == [host]
+    # The public host routes to the CPU tier; the GPU tier (the Qwen stage) is internal (test_qwen_tier.py).
+    assert one(objects, "HTTPScaledObject", "detector-cpu")["spec"]["hosts"] == [host]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -255,7 +257,6 @@ def test_gpu_tier_scales_to_zero_on_a_gpu_node(overlays):
     assert gpu["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
     scaler = one(objects, "HTTPScaledObject", "detector-gpu")["spec"]
     assert scaler["replicas"]["min"] == 0
-    assert scaler["coldStartTimeoutFailoverRef"]["service"] == "detector-cpu"
 
 
 def test_canary_rolls_out_through_an_analysis_of_errors_and_latency(overlays):
