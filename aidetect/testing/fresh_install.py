@@ -86,9 +86,26 @@ def _run(args: list, log: Path) -> None:
         raise RuntimeError(f"{' '.join(map(str, args))[:300]} failed ({proc.returncode}):\n{tail}")
 
 
+def _prune(name: str, keep: Path) -> None:
+    """Venvs of older keys for the same extras (about 2 GB each), unless another session holds one."""
+    prefix = f"fresh-venv-{name}-"
+    for old in CACHE_DIR.glob(prefix + "*"):
+        key = old.name.removeprefix(prefix)
+        if old == keep or not old.is_dir() or len(key) != 16 or "-" in key:  # dev-qwen is not dev
+            continue
+        with open(f"{old}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(old, ignore_errors=True)
+        Path(f"{old}.lock").unlink(missing_ok=True)
+
+
 def venv(repo: Path, extras: Sequence[str] = (), log: Path | None = None) -> Path:
     """The venv (its root folder) with the working tree of `repo` installed, non-editable, with `extras`."""
-    root = CACHE_DIR / f"fresh-venv-{'-'.join(sorted(extras)) or 'base'}-{cache_key(repo, extras)}"
+    name = "-".join(sorted(extras)) or "base"
+    root = CACHE_DIR / f"fresh-venv-{name}-{cache_key(repo, extras)}"
     log = log or Path(tempfile.mkstemp(prefix="fresh-install-", suffix=".log")[1])
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(f"{root}.lock", "w") as lock, tempfile.TemporaryDirectory(prefix="aidetect-tree-") as tmp:
@@ -101,6 +118,7 @@ def venv(repo: Path, extras: Sequence[str] = (), log: Path | None = None) -> Pat
             _run([PYTHON, "-m", "venv", root], log)
             _run([python, "-m", "pip", "install", "-q", target], log)
             (root / _DONE).write_text(target + "\n")
+            _prune(name, keep=root)
         else:
             _run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", tree], log)
         _run([python, "-m", "pip", "check"], log)
