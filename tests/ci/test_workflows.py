@@ -121,11 +121,13 @@ def test_everything_that_touches_data_or_the_registry_runs_in_the_cluster():
     for job_id, job in jobs.items():
         runs = " ".join(s.get("run", "") for s in job["steps"])
         if "aidetect ci" in runs:
-            assert job["runs-on"] in RUNNER_SCALE_SETS and "container" in job, job_id
+            # A label, or an expression that chooses between scale sets (retrain: GPU node or CPU nodes).
+            labels = set(re.findall(r"'([\w-]+)'", job["runs-on"])) - {"gpu", "cpu"} or {job["runs-on"]}
+            assert labels <= RUNNER_SCALE_SETS and "container" in job, job_id
             assert job["container"]["image"].startswith("${{ needs.setup.outputs."), job_id
         else:
             assert job["runs-on"] == "ubuntu-latest", job_id
-    assert jobs["retrain"]["runs-on"] == "aidetect-gpu"
+    assert "'aidetect-gpu'" in jobs["retrain"]["runs-on"] and "'aidetect-cluster'" in jobs["retrain"]["runs-on"]
     for stage in ("staging", "canary", "production"):
         assert f"--to {stage}" in jobs[stage]["steps"][0]["run"] and "--no-pin" in jobs[stage]["steps"][0]["run"]
 
@@ -166,3 +168,68 @@ def test_decide_step_passes_monitorings_drift_and_refuses_junk(tmp_path):
     assert (tmp_path / "args").read_text().split() == ["ci", "should-retrain", "--drift", "0.31"]
     bad = run_step(script, tmp_path, 0, DRIFT="1; curl evil")
     assert bad.returncode == 2 and "must be a number" in bad.stdout
+
+
+# --- where training runs: the leased GPU node, always given back, or the standing CPU nodes ---------
+
+
+def test_gpu_training_is_wrapped_in_a_lease_that_is_always_given_back():
+    jobs = load("retrain")["jobs"]
+    up, down, retrain = jobs["gpu-up"], jobs["gpu-down"], jobs["retrain"]
+    assert "needs.setup.outputs.trainer == 'gpu'" in up["if"]
+    assert any(".venv/bin/aidetect infra gpu up" in s.get("run", "") for s in up["steps"])
+    assert "gpu-up" in retrain["needs"] and "needs.gpu-up.result == 'success'" in retrain["if"]
+    # A skipped lease (cpu) may train; a failed or refused one may not.
+    assert "needs.gpu-up.result == 'skipped' && needs.setup.outputs.trainer == 'cpu'" in " ".join(retrain["if"].split())
+    assert set(down["needs"]) == {"gpu-up", "retrain"}
+    assert down["if"].startswith("always()") and "needs.gpu-up.result != 'skipped'" in down["if"]
+    assert down["steps"][-1]["run"].strip() == ".venv/bin/aidetect infra gpu down"
+    assert up["environment"] == down["environment"] == "gpu-lease"
+
+
+def lease_step(tmp_path: Path, code: int, message: str) -> subprocess.CompletedProcess:
+    script = next(s["run"] for s in load("retrain")["jobs"]["gpu-up"]["steps"] if "gpu up" in s.get("run", ""))
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True, exist_ok=True)
+    for tool in ("aidetect", "ansible-playbook"):
+        (venv / tool).write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/calls"\necho "{message}" >&2\nexit {code}\n')
+        (venv / tool).chmod(0o755)
+    return subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+                               "SSH_KEY": "k"})
+
+
+def test_a_refused_lease_fails_the_run_and_says_why(tmp_path):
+    refused = lease_step(tmp_path, 2, "aidetect: error: Blazar refused the lease: no GPU host free until 18:00")
+    assert refused.returncode == 1
+    assert "::error::the GPU lease was refused" in refused.stdout and "no GPU host free until 18:00" in refused.stdout
+    assert "train_on=cpu" in refused.stdout
+    assert (tmp_path / "calls").read_text().split("\n")[0].split()[:3] == ["infra", "gpu", "up"]
+    assert "ansible" not in (tmp_path / "calls").read_text()  # nothing joins a node that was never leased
+
+
+def test_a_granted_lease_joins_the_node_and_says_so(tmp_path):
+    ok = lease_step(tmp_path, 0, "GPU node gpu-1 at 192.0.2.7, lease ends 2026-12-06T08:00")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("infra gpu up") and calls[1] == "infra inventory" and "--limit gpu" in calls[2]
+    assert "Leased the GPU node" in (tmp_path / "summary").read_text()
+
+
+@pytest.mark.parametrize(("given", "trainer"), [("", "gpu"), ("gpu", "gpu"), ("cpu", "cpu"), ("tpu", None)])
+def test_setup_picks_where_to_train_and_the_retrain_step_says_which(tmp_path, given, trainer):
+    jobs = load("retrain")["jobs"]
+    script = jobs["setup"]["steps"][0]["run"]
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "GITHUB_SHA": "0123456789abcdef", "IMAGE_PREFIX": "x",
+                               "RETRAIN_ON": given, "ROLLBACK_STAGE": "", "GITHUB_OUTPUT": str(out)})
+    if trainer is None:
+        assert proc.returncode == 2 and "train_on must be gpu or cpu" in proc.stdout
+        return
+    assert f"trainer={trainer}" in out.read_text().splitlines()
+    summary = tmp_path / "summary"
+    run = run_step(jobs["retrain"]["steps"][0]["run"], tmp_path, 0, TRAINER=trainer, GITHUB_STEP_SUMMARY=str(summary))
+    assert run.returncode == 0 and (tmp_path / "args").read_text().split() == ["ci", "retrain"]
+    said = summary.read_text()
+    assert ("leased GPU node" in said) if trainer == "gpu" else ("standing CPU nodes" in said and "no GPU" in said)
