@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aidetect.settings import get_settings  # noqa: E402
-from model.leave_out import run_leave_out  # noqa: E402
+from model.leave_out import HeadConfig, run_leave_out  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "leave_out.json"
 
@@ -32,10 +32,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULT, help=f"result JSON [{RESULT.relative_to(ROOT)}]")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the features [1: a shared machine]")
     ap.add_argument("--per-group", type=int, help="at most N images per source/label/split (smoke runs)")
+    ap.add_argument("--c", type=float, default=HeadConfig.c, help=f"head's inverse L2 strength [{HeadConfig.c}]")
     ap.add_argument("--no-mlflow", action="store_true", help="skip the MLflow run")
     args = ap.parse_args(argv)
     settings = get_settings(manifest=args.manifest, home=args.home)
-    report = run_leave_out(settings, args.out, args.threads, args.per_group, log_mlflow=not args.no_mlflow)
+    report = run_leave_out(settings, args.out, args.threads, args.per_group, cfg=HeadConfig(c=args.c),
+                           log_mlflow=not args.no_mlflow)
     print(json.dumps({"summary": report["summary"], "out": str(args.out)}, indent=2, default=str))
     return 0
 

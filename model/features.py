@@ -40,6 +40,8 @@ class FeatureSet:
     x: np.ndarray  # (N, D) float32 features
     thumbs: np.ndarray  # (N, 1024) grey thumbnails for near-duplicate grouping
     seconds: float = 0.0  # time it took to compute (0 when read from the cache)
+    computed_seconds: float = 0.0  # time it took when the cache file was made
+    computed_threads: int = 0  # torch threads it was made with
 
     def index(self, samples: list[Sample]) -> np.ndarray:
         pos = {n: i for i, n in enumerate(self.names)}
@@ -110,13 +112,15 @@ def cached_features(
     names = [_key(s) for s in samples]
     if path.is_file():
         data = np.load(path, allow_pickle=False)
-        cached = FeatureSet(list(data["names"]), data["x"], data["thumbs"])
+        made = (float(data["seconds"]), int(data["threads"])) if "seconds" in data else (0.0, 0)
+        cached = FeatureSet(list(data["names"]), data["x"], data["thumbs"], 0.0, *made)
         if set(names) <= set(cached.names):
             return cached
     t0 = time.perf_counter()
     x, th = compute_features(samples, on_item=on_item)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, names=np.array(names), x=x, thumbs=th)
+    seconds, threads = time.perf_counter() - t0, torch.get_num_threads()
+    np.savez(tmp, names=np.array(names), x=x, thumbs=th, seconds=seconds, threads=threads)
     tmp.replace(path)
-    return FeatureSet(names, x, th, time.perf_counter() - t0)
+    return FeatureSet(names, x, th, seconds, seconds, threads)

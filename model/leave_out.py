@@ -189,7 +189,9 @@ def run_leave_out(settings, out_json=None, threads: int = 1, per_group: int | No
         "manifest": str(settings.manifest), "manifest_digest": manifest_digest(settings.manifest),
         "per_group": per_group, "threads": threads, "feature_seconds": round(t_feat, 1),
         "feature_computed_seconds": round(feats.seconds, 1), "feature_cache": str(cache),
-        "images_per_s": round(len(samples) / feats.seconds, 2) if feats.seconds else None,
+        "feature_cache_made_seconds": round(feats.computed_seconds, 1),
+        "feature_cache_made_threads": feats.computed_threads,
+        "feature_images_per_s": round(len(samples) / feats.computed_seconds, 2) if feats.computed_seconds else None,
         "goals": {"family_auroc_mean": 0.90, "family_auroc_worst": 0.80, "real_fpr_at_high": 0.05},
     })
     if out_json:
