@@ -142,20 +142,26 @@ def monitor_drift(
     model_uri: str = typer.Option(None, "--model-uri", help="model scoring the reference [production]"),
     out: Path = typer.Option(None, "--out", help="JSON result [AIDETECT_HOME/monitoring/drift.json]"),
     textfile: Path = typer.Option(None, "--textfile", help="also write Prometheus text (node-exporter textfile)"),
+    from_store: bool = typer.Option(
+        False, "--reference-from-store", help="reference: the data store's labelled images of --split, not a manifest"
+    ),
     home: Path = HOME,
     store_url: str = STORE,
 ) -> None:
     """PSI and KS of recent scores and input statistics vs the training snapshot, exported as a metric.
 
-    The result goes to AIDETECT_HOME/monitoring/drift.json, which the server's /metrics exports as
-    aidetect_drift_psi{feature}; --textfile writes the same in Prometheus text format.
+    The result is stored in the records database, whose newest report every server's /metrics exports as
+    aidetect_drift_psi{feature} (the cluster runs this as a CronJob), and written to
+    AIDETECT_HOME/monitoring/drift.json; --textfile writes the same in Prometheus text format.
     """
+    import tempfile
+
     import numpy as np
 
     from model import registry
     from model.manifest import ManifestError, read_manifest, subsample
     from model.registry import RegistryError
-    from service.drift import compare, prometheus_text, reference_features, traffic_features
+    from service.drift import compare, prometheus_text, reference_features, store_reference_images, traffic_features
 
     settings, db = _records(home, store_url)
     if model_uri:
@@ -163,19 +169,28 @@ def monitor_drift(
     try:
         registry.configure(settings)
         bundle, ref = registry.load_detector(settings.resolved_model_uri)
-        samples = subsample(read_manifest(snapshot or settings.manifest, split=split), per_group)
-        cache = settings.home / "monitoring" / f"reference-{ref.name}-{ref.version}-{split}-{per_group}.npz"
+        source = "store" if from_store else "manifest"
+        cache = settings.home / "monitoring" / f"reference-{ref.name}-{ref.version}-{source}-{split}-{per_group}.npz"
         if cache.exists():
             reference = dict(np.load(cache))
+        elif from_store:
+            with tempfile.TemporaryDirectory() as tmp:
+                paths = store_reference_images(db, split, per_group, Path(tmp))
+                if not paths:
+                    raise _fail(f"the data store has no labelled {split} images to compare with")
+                reference = reference_features(bundle, paths)
         else:
+            samples = subsample(read_manifest(snapshot or settings.manifest, split=split), per_group)
             reference = reference_features(bundle, [s.path for s in samples])
+        if not cache.exists():
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **reference)
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
         current = traffic_features(db, since)
+        report = {**compare(reference, current), "model": ref.uri, "hours": hours}
+        db.add_drift_report(report)  # what every replica's /metrics reads
     except (RegistryError, ManifestError, FileNotFoundError, *_errors()) as e:
         raise _fail(str(e)) from None
-    report = {**compare(reference, current), "model": ref.uri, "hours": hours}
     path = out or settings.home / "monitoring" / "drift.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

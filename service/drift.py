@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +77,32 @@ def reference_features(bundle, paths: list, max_bytes: int | None = None) -> dic
         score = float(bundle.score_images([img])[0])
         rows.append(features_of(score, img.width, img.height, len(data)))
     return columns(rows)
+
+
+def store_reference_images(records, split: str, per_group: int, out_dir: Path) -> list[Path]:
+    """Up to `per_group` labelled images of `split` per (source, label) from the data store, written to
+    `out_dir`: the reference where no manifest's files are on disk (the cluster's drift CronJob). Taken in
+    sha256 order, so every run compares against the same images until the data changes."""
+    from sqlalchemy import select
+
+    from model.etl.db import Image
+
+    with records.session("reading reference images") as s:
+        rows = s.execute(
+            select(Image.sha256, Image.object_key, Image.source, Image.label)
+            .where(Image.split == split, Image.label.is_not(None))
+            .order_by(Image.sha256)
+        ).all()
+    counts: dict[tuple[str, str], int] = {}
+    paths = []
+    for sha, key, source, label in rows:
+        if counts.get((source, label), 0) >= per_group:
+            continue
+        counts[(source, label)] = counts.get((source, label), 0) + 1
+        path = Path(out_dir) / sha
+        path.write_bytes(records.store.objects.get(key))
+        paths.append(path)
+    return paths
 
 
 def traffic_features(records, since: dt.datetime, limit: int = 50_000) -> dict[str, np.ndarray]:

@@ -55,9 +55,25 @@ def metrics() -> SimpleNamespace:
 class StateCollector:
     """Gauges read at scrape time: review queue size (cached a few seconds), drift PSI, outbox backlog."""
 
-    def __init__(self, queue_size=None, drift_file: Path | None = None, outbox_size=None, cache_s: float = 5.0):
+    def __init__(
+        self, queue_size=None, drift_file: Path | None = None, outbox_size=None, cache_s: float = 5.0, drift_stored=None
+    ):
         self.queue_size, self.drift_file, self.outbox_size, self.cache_s = queue_size, drift_file, outbox_size, cache_s
+        # The newest report in the records database (`aidetect monitor drift` stores it there, wherever it ran:
+        # in the cluster a CronJob); the local file is the fallback of a store-less run.
+        self.drift_stored = drift_stored
         self._queue: tuple[float, float | None] = (0.0, None)
+        self._drift: tuple[float, dict | None] = (-1e9, None)
+
+    def _drift_report(self) -> dict | None:
+        at, report = self._drift
+        if self.drift_stored and time.monotonic() - at > max(self.cache_s, 30.0):
+            try:
+                report = self.drift_stored()
+            except Exception:  # database down: fall back to the file, as without a database
+                report = None
+            self._drift = (time.monotonic(), report)
+        return report or (read_drift(self.drift_file) if self.drift_file else None)
 
     def _queue_value(self) -> float | None:
         at, value = self._queue
@@ -81,7 +97,7 @@ class StateCollector:
             g = GaugeMetricFamily("aidetect_outbox_pending", "detection records waiting for the database")
             g.add_metric([], float(self.outbox_size()))
             yield g
-        drift = read_drift(self.drift_file) if self.drift_file else None
+        drift = self._drift_report()
         if drift:
             g = GaugeMetricFamily(
                 "aidetect_drift_psi", "PSI of recent traffic vs the training snapshot", labels=["feature"]

@@ -138,6 +138,18 @@ class Moderator(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class DriftReport(Base):
+    """What `aidetect monitor drift` measured, kept where every replica can read it (its /metrics exports
+    the newest as aidetect_drift_psi), wherever the command ran: a CronJob's pod has no disk they share."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    model: Mapped[str] = mapped_column(String(300))
+    report: Mapped[dict] = mapped_column(JSON)
+
+
 @dataclass(frozen=True)
 class KeyRow:
     id: str
@@ -503,6 +515,17 @@ class Records:
         for key in keys:  # after the commit: a crash in between leaves bytes without a row, never the reverse
             deleted_objects += _delete_object(self.store.objects, key)
         return {"detections_expired": len(stale), "images_deleted": len(keys), "objects_deleted": deleted_objects}
+
+    # --- drift reports ---
+
+    def add_drift_report(self, report: dict) -> None:
+        with self.session("recording a drift report") as s:
+            s.add(DriftReport(model=str(report.get("model", ""))[:300], report=report))
+
+    def latest_drift_report(self) -> dict | None:
+        with self.session("reading the latest drift report") as s:
+            row = s.scalar(select(DriftReport).order_by(DriftReport.id.desc()).limit(1))
+            return None if row is None else {**row.report, "measured_at": _aware(row.created_at).isoformat()}
 
     # --- API keys ---
 

@@ -219,6 +219,7 @@ def build_router(server, lit_api, state) -> APIRouter:
         queue_size=lambda: state.records.get().queue_size(),
         drift_file=state.drift_file,
         outbox_size=state.outbox.__len__,
+        drift_stored=lambda: state.records.get().latest_drift_report(),
     )
     router = APIRouter()
 

@@ -103,8 +103,14 @@ def _home_mount(template: dict) -> tuple[str, str]:
 # --- the workflow and the cluster agree ------------------------------------------------------
 
 
+def _runner_labels(job: dict) -> set[str]:
+    """The scale sets a job may run on: its label, or those an expression chooses between (retrain)."""
+    quoted = set(re.findall(r"'(aidetect-[\w-]+)'", job["runs-on"]))
+    return quoted or {job["runs-on"]}
+
+
 def test_scale_sets_are_named_as_retrain_yml_runs_on():
-    labels = {job["runs-on"] for job in _in_cluster_jobs().values()}
+    labels = set().union(*(_runner_labels(job) for job in _in_cluster_jobs().values()))
     assert labels == {"aidetect-cluster", "aidetect-gpu"}, labels
     scale_sets = _scale_sets()
     assert set(scale_sets) == labels
@@ -112,7 +118,7 @@ def test_scale_sets_are_named_as_retrain_yml_runs_on():
         # The scale set registers under runnerScaleSetName (default: the release name); both must be it.
         assert _values(app)["runnerScaleSetName"] == name
         assert app["spec"]["source"]["helm"]["releaseName"] == name
-    assert _workflow_jobs()["retrain"]["runs-on"] == "aidetect-gpu"
+    assert _runner_labels(_workflow_jobs()["retrain"]) == {"aidetect-gpu", "aidetect-cluster"}  # GPU or CPU nodes
 
 
 def test_every_in_cluster_job_has_the_shared_claim_at_its_aidetect_home(runners):
@@ -120,12 +126,13 @@ def test_every_in_cluster_job_has_the_shared_claim_at_its_aidetect_home(runners)
     claims = set()
     for job_id, job in _in_cluster_jobs().items():
         home = _job_aidetect_home(job)
-        template = _job_template(scale_sets[job["runs-on"]], runners)
-        claim, mount_path = _home_mount(template)
-        assert mount_path == home, f"{job_id}: AIDETECT_HOME {home}, claim mounted at {mount_path}"
-        env = {e["name"]: e["value"] for e in _job_container(template).get("env", [])}
-        assert env.get("AIDETECT_HOME", home) == home, job_id
-        claims.add(claim)
+        for label in _runner_labels(job):
+            template = _job_template(scale_sets[label], runners)
+            claim, mount_path = _home_mount(template)
+            assert mount_path == home, f"{job_id}: AIDETECT_HOME {home}, claim mounted at {mount_path}"
+            env = {e["name"]: e["value"] for e in _job_container(template).get("env", [])}
+            assert env.get("AIDETECT_HOME", home) == home, job_id
+            claims.add(claim)
     # One claim for all of them: the snapshot retrain writes is the one evaluate reads.
     assert len(claims) == 1
     pvc = _one(runners, "PersistentVolumeClaim", claims.pop())

@@ -30,3 +30,103 @@ def test_compare_reports_every_feature_and_skips_thin_samples():
     thin = compare(cols(500), cols(5))
     assert thin["features"]["score"]["psi"] is None and thin["max_psi"] is None
     assert 'aidetect_drift_psi{feature="score"}' in prometheus_text(shifted)
+
+
+# --- the report every replica exports, wherever the command ran ------------------------------------
+
+
+def _records(tmp_path):
+    from service.records import Records
+
+    return Records.open(url=f"sqlite:///{tmp_path / 'etl.db'}", objects=str(tmp_path / "objects"))
+
+
+def test_reports_are_stored_and_the_newest_is_what_metrics_export(tmp_path):
+    import json
+
+    from service.metrics import StateCollector, render
+
+    db = _records(tmp_path)
+    try:
+        assert db.latest_drift_report() is None
+        db.add_drift_report({"features": {"score": {"psi": 0.05}}, "model": "models:/aidetect/1"})
+        db.add_drift_report({"features": {"score": {"psi": 0.31}}, "model": "models:/aidetect/1"})
+        assert db.latest_drift_report()["features"]["score"]["psi"] == 0.31
+        stale = tmp_path / "drift.json"
+        stale.write_text(json.dumps({"features": {"score": {"psi": 0.01}}}))
+        text = render(StateCollector(drift_file=stale, drift_stored=db.latest_drift_report))[0].decode()
+        assert 'aidetect_drift_psi{feature="score"} 0.31' in text
+    finally:
+        db.close()
+
+
+def test_metrics_fall_back_to_the_file_when_the_database_is_down(tmp_path):
+    import json
+
+    from service.metrics import StateCollector, render
+
+    def down():
+        raise OSError("database down")
+
+    local = tmp_path / "drift.json"
+    local.write_text(json.dumps({"features": {"aspect": {"psi": 0.12}}}))
+    text = render(StateCollector(drift_file=local, drift_stored=down))[0].decode()
+    assert 'aidetect_drift_psi{feature="aspect"} 0.12' in text
+
+
+def test_reference_from_the_store_takes_labelled_images_of_the_split_per_group(tmp_path):
+    import io
+
+    from PIL import Image as PILImage
+
+    from model.etl.db import Image
+    from model.etl.objects import object_key, sha256_hex
+
+    db = _records(tmp_path)
+    try:
+        with db.session("adding images") as s:
+            for i in range(9):
+                buf = io.BytesIO()
+                PILImage.new("RGB", (16, 16), (i * 20, 0, 0)).save(buf, "PNG")
+                data = buf.getvalue()
+                sha = sha256_hex(data)
+                db.store.objects.put(sha, data)
+                source, label, split = (
+                    ("a", "ai", "val") if i < 4 else ("b", "real", "val") if i < 7 else ("a", "ai", "train")
+                )
+                s.add(
+                    Image(
+                        sha256=sha,
+                        object_key=object_key(sha),
+                        size_bytes=len(data),
+                        width=16,
+                        height=16,
+                        phash="0" * 16,
+                        source=source,
+                        label=label,
+                        split=split,
+                    )
+                )
+            s.add(
+                Image(
+                    sha256="f" * 64,
+                    object_key=object_key("f" * 64),
+                    size_bytes=1,
+                    width=1,
+                    height=1,
+                    phash="0" * 16,
+                    source="a",
+                    label=None,
+                    split="val",
+                )
+            )  # unlabelled: never a reference
+        from service.drift import store_reference_images
+
+        out = tmp_path / "ref"
+        out.mkdir()
+        paths = store_reference_images(db, "val", 2, out)
+        assert len(paths) == 4  # 2 of (a, ai) and 2 of (b, real); train and unlabelled images left out
+        assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+        assert [p.name for p in paths] == sorted(p.name for p in paths)  # the same pick on every run
+    finally:
+        db.close()
