@@ -8,6 +8,7 @@ Auth policy (Settings.auth_required):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -74,7 +75,9 @@ class AuthMiddleware:
             )
         else:
             who = f"client:{(scope.get('client') or ('?',))[0]}"
-        wait = st.limiter.take(who, rate)
+        take = st.limiter.take
+        # The shared limiter asks the database; the event loop must not wait on it.
+        wait = await asyncio.to_thread(take, who, rate) if getattr(st.limiter, "blocking", False) else take(who, rate)
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
             return await send_json(

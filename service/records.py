@@ -150,6 +150,18 @@ class DriftReport(Base):
     report: Mapped[dict] = mapped_column(JSON)
 
 
+class RateBucket(Base):
+    """One token bucket per API key, client or sign-in name, shared by every replica (service.ratelimit):
+    with buckets in each process, N replicas would give a key N times its limit."""
+
+    __tablename__ = "rate_buckets"
+
+    who: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float, index=True)  # the database's clock, epoch seconds: one clock for all
+    allowed: Mapped[bool] = mapped_column(Boolean)  # whether the last take got a token
+
+
 @dataclass(frozen=True)
 class KeyRow:
     id: str

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from aidetect.settings import Settings
 from service.api import LazyRecords, outbox_path
-from service.auth import RateLimiter, key_matches, parse_key
+from service.auth import key_matches, parse_key
 from service.outbox import Outbox
+from service.ratelimit import limiter_for
 from service.records import KeyRow
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class ServiceState:
         self.records = LazyRecords(settings)
         self.outbox = Outbox(outbox_path(settings))
         self.keys = KeyCache(lambda: self.records.get().keys())
-        self.limiter = RateLimiter()
+        self.limiter = limiter_for(settings, self.records)  # shared by the replicas on a server database
         self.secret = session_secret(settings)
         self.drift_file = Path(settings.home) / "monitoring" / "drift.json"
         self._background_pid: int | None = None

@@ -53,7 +53,7 @@ def schema_diff(url: str) -> list:
 def test_migrations_build_exactly_the_service_models(tmp_path):
     url = f"sqlite:///{tmp_path / 'etl.db'}"
     behind = Records.migrate_store(url=url)
-    assert behind == ["data pipeline: at nothing, head 0001", "service: at nothing, head s0002"]
+    assert behind == ["data pipeline: at nothing, head 0001", "service: at nothing, head s0003"]
     assert schema_diff(url) == []
     assert Records.migrate_store(url=url) == []  # a second run has nothing to do
 
@@ -61,7 +61,7 @@ def test_migrations_build_exactly_the_service_models(tmp_path):
 def test_tables_made_by_create_all_are_adopted(tmp_path):
     url = f"sqlite:///{tmp_path / 'etl.db'}"
     Records.open(url=url, objects=str(tmp_path / "o")).close()  # the embedded mode: create_all, no history
-    assert Records.migrate_store(url=url) == ["service: at nothing, head s0002"]
+    assert Records.migrate_store(url=url) == ["service: at nothing, head s0003"]
     db = Records.open(url=url, objects=str(tmp_path / "o"))
     try:
         assert pending_migrations(db.store.engine) == []

@@ -1,0 +1,84 @@
+"""Rate limits that hold across replicas: token buckets in the records database (table rate_buckets).
+
+    limiter = limiter_for(settings, records)        # shared on PostgreSQL, in-process on embedded SQLite
+    limiter.take("key:ab12", per_minute=600)        # 0.0 when allowed, else seconds until the next token
+
+Behind a round-robin Service, buckets kept in each process give a key its limit once per replica. Here
+one statement takes a token or says how long to wait, atomically (INSERT ... ON CONFLICT DO UPDATE locks
+the row), on the database's clock, so replicas on machines whose clocks differ still agree. It costs one
+round trip per request to a database every replica already uses.
+
+While the database is unreachable the process's own buckets take over: detection keeps working and each
+replica still limits what it serves, as before this existed, rather than refusing everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from service.auth import RateLimiter
+
+log = logging.getLogger(__name__)
+
+# Both expressions read the row as it was (Postgres evaluates SET from the old row), so their order is free.
+_TAKE = text(
+    """
+    INSERT INTO rate_buckets AS b (who, tokens, at, allowed)
+    VALUES (:who, :cap - 1, extract(epoch from clock_timestamp()), :cap >= 1)
+    ON CONFLICT (who) DO UPDATE SET
+      allowed = LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate) >= 1,
+      tokens = LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate)
+               - CASE WHEN LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate) >= 1 THEN 1 ELSE 0 END,
+      at = EXCLUDED.at
+    RETURNING tokens, allowed
+    """
+)
+# A bucket untouched for a minute has refilled completely: deleting it changes nothing a caller sees.
+_PRUNE = text("DELETE FROM rate_buckets WHERE at < extract(epoch from clock_timestamp()) - 120")
+PRUNE_EVERY_S = 300.0
+WARN_EVERY_S = 60.0
+
+
+class SharedRateLimiter:
+    """RateLimiter's interface over rate_buckets; `engine` returns the records database's engine."""
+
+    blocking = True  # one database round trip: callers on an event loop run it in a thread
+
+    def __init__(self, engine: Callable[[], object], fallback: RateLimiter | None = None):
+        self.engine = engine
+        self.fallback = fallback or RateLimiter()
+        self._pruned = time.monotonic()
+        self._warned = 0.0
+
+    def take(self, who: str, per_minute: int) -> float:
+        rate = per_minute / 60.0
+        try:
+            with self.engine().begin() as conn:
+                tokens, allowed = conn.execute(_TAKE, {"who": who, "cap": float(per_minute), "rate": rate}).one()
+                if time.monotonic() - self._pruned > PRUNE_EVERY_S:
+                    self._pruned = time.monotonic()
+                    conn.execute(_PRUNE)
+        except Exception as e:
+            if time.monotonic() - self._warned > WARN_EVERY_S:
+                self._warned = time.monotonic()
+                log.warning("shared rate limits unavailable, limiting per process meanwhile: %s", e)
+            return self.fallback.take(who, per_minute)
+        if allowed:
+            return 0.0
+        return (1.0 - tokens) / rate if rate > 0 else math.inf
+
+
+def limiter_for(settings, records) -> RateLimiter | SharedRateLimiter:
+    """Shared buckets where replicas share a server database; the process's own on the embedded store
+    (one process on one machine, where a table would only add a write per request)."""
+    from model.etl.store import default_urls
+    from service.records import embedded
+
+    if embedded(default_urls(settings)[0]):
+        return RateLimiter()
+    return SharedRateLimiter(lambda: records.get().store.engine)
