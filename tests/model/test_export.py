@@ -47,11 +47,17 @@ def jpegs(manifest, n=4) -> list[bytes]:
 
 def serve_scores(settings, images: list[bytes]):
     """The service's own API object, set up and asked to score, as a LitServe worker does."""
+    import torch
+
     from service.api import DetectorAPI
 
-    api = DetectorAPI(settings)
-    api.setup("cpu")
-    out = api.predict([api.decode_request({"data": b}) for b in images])
+    grad = torch.is_grad_enabled()
+    try:
+        api = DetectorAPI(settings)
+        api.setup("cpu")  # turns autograd off for the whole process, as a worker wants
+        out = api.predict([api.decode_request({"data": b}) for b in images])
+    finally:
+        torch.set_grad_enabled(grad)  # later tests in this process train
     return api, [api.encode_response(o)["score"] for o in out]
 
 
