@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 TAG_TRAIN_KEY = "ci.train_key"
 TAG_DATA_DIGEST = "data.digest"
 TAG_DATA_SNAPSHOT = "data.snapshot"
+SNAPSHOT_ARTIFACTS = "data-snapshot"  # artifact folder of the training run: the snapshot's manifest and sidecar
 TAG_DATA_MANIFEST = "data.manifest"
 TAG_GIT_SHA = "git_sha"
 TAG_EVAL_DIGEST = "ci.eval.digest"
@@ -136,6 +138,44 @@ def _splits(manifest: Path) -> set[str]:
         return {(row.get("split") or "").strip() for row in csv.DictReader(f)}
 
 
+def fetch_snapshot(settings: Settings, cfg: CIConfig, name: str, version: str) -> Path | None:
+    """The data snapshot `version` was trained on, in this pod's snapshots folder: its manifest and sidecar
+    from the version's MLflow run, its images from the object store. How `evaluate` reads what `retrain`
+    wrote on another node without a shared volume. None when the version used no snapshot."""
+    number = _tags(name, version).get(TAG_DATA_SNAPSHOT)
+    if cfg.eval_manifest or not number:
+        return None
+    target = snapshots_dir(settings, cfg) / f"v{int(number):04d}"
+    if not ((target / "manifest.csv").is_file() and (target / "snapshot.json").is_file()):
+        import tempfile
+
+        import mlflow
+
+        run_id = _version(name, version).run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=SNAPSHOT_ARTIFACTS, dst_path=tmp))
+                target.mkdir(parents=True, exist_ok=True)
+                for file in ("manifest.csv", "snapshot.json"):
+                    shutil.copyfile(local / file, target / file)
+        except Exception as e:
+            raise StepError(f"models:/{name}/{version} was trained on snapshot v{int(number):04d}, but its files "
+                            f"are not in run {run_id} ({str(e).splitlines()[0][:200]}); retrain it") from None
+    from model.etl.snapshots import materialize
+    from model.etl.store import Store, StoreError
+
+    try:
+        store = Store.open(settings.store_url, settings.object_store, settings=settings)
+        try:
+            materialize(target / "manifest.csv", store)
+        finally:
+            store.close()
+    except StoreError as e:
+        raise StepError(f"the images of snapshot v{int(number):04d} cannot be fetched: {e}") from None
+    return target
+
+
 def resolve_eval_set(settings: Settings, cfg: CIConfig) -> EvalSet:
     """The frozen set the gate compares on: configured, else the latest snapshot's test split, else val."""
     from model.manifest import read_manifest, subsample
@@ -229,6 +269,10 @@ def retrain(settings: Settings, cfg: CIConfig, progress=None) -> RetrainResult:
 
             with mlflow.start_run(run_id=ref.run_id):
                 log_snapshot_input(data.manifest)
+                # The snapshot's files travel with the run, its images are in the object store: the
+                # evaluate step, on another pod with nothing shared, fetches both (fetch_snapshot).
+                for name in ("manifest.csv", "snapshot.json"):
+                    mlflow.log_artifact(str(data.manifest.parent / name), SNAPSHOT_ARTIFACTS)
         tags = {TAG_TRAIN_KEY: key, TAG_DATA_DIGEST: data.digest, TAG_DATA_MANIFEST: str(data.manifest),
                 TAG_DATA_SNAPSHOT: "" if data.snapshot is None else str(data.snapshot), TAG_GIT_SHA: sha or ""}
         tags.update({k: f"{v:.4f}" for k, v in flat_metrics(report["metrics"]).items() if k.endswith("auroc")})
@@ -278,7 +322,7 @@ def measure(settings: Settings, name: str, version: str, eval_set: EvalSet, prog
     import mlflow
 
     from model import registry
-    from model.evaluate import evaluate_bundle
+    from model.evaluate import evaluate_bundle, log_to_mlflow
     from model.jobs import flat_metrics
 
     tags = _tags(name, version)
@@ -302,8 +346,7 @@ def measure(settings: Settings, name: str, version: str, eval_set: EvalSet, prog
             mlflow.log_metrics(flat_metrics(result["metrics_q60"], f"{eval_set.split}_q60"))
             mlflow.log_metric(f"{eval_set.split}_fpr_at_threshold", result["fp_rate_at_high"])
             mlflow.log_dict(result, "evaluation.json")
-            for png in Path(tmp).glob("*.png"):
-                mlflow.log_artifact(str(png), "plots")
+            log_to_mlflow(result, Path(tmp))  # groups with intervals, tables, plots
     metrics = _clean(gate_metrics(result))
     metrics["eval_run_id"] = run.info.run_id
     registry.set_version_tags(ref, {
@@ -341,6 +384,7 @@ def evaluate(settings: Settings, cfg: CIConfig, version: str | None = None, prog
     version = version or registry.alias_version(name, CHALLENGER)
     if version is None:
         raise StepError(f"no version of {name} holds @{CHALLENGER}; run `aidetect ci retrain` first")
+    fetch_snapshot(settings, cfg, name, version)
     eval_set = resolve_eval_set(settings, cfg)
     rules = GateRules.from_config(cfg)
     challenger = measure(settings, name, version, eval_set, progress)

@@ -139,7 +139,13 @@ def test_retrain_gate_promote_reject_rollback(registry_server, synthetic_manifes
     assert o["version"] == "2" and o["reused"] == "true"
 
     summary.write_text("")
-    out, o = ci("ci", "evaluate")
+    # The gate runs in another pod: nothing shared with retrain's but the database, the object store and
+    # MLflow (no ReadWriteMany volume). It fetches v2's snapshot from its run and the images from the store.
+    gate_home = tmp_path / "evaluate-pod"
+    out, o = ci("ci", "evaluate", AIDETECT_HOME=str(gate_home))
+    fetched = gate_home / "snapshots" / "v0002" / "manifest.csv"
+    assert fetched.read_bytes() == snap2.read_bytes()
+    assert all((fetched.parent / r["path"]).is_file() for r in csv.DictReader(fetched.open()) if r["split"] == "test")
     assert o["promote"] == "true" and o["production_version"] == "1" and o["eval_split"] == "test"
     report = summary.read_text()
     assert "v2 vs production v1: **PROMOTE**" in report
