@@ -80,14 +80,18 @@ def build_moderator_router(state) -> APIRouter:
     async def login_page(error: str | None = None):
         return HTMLResponse(login_html("Wrong name or password." if error else ""))
 
-    def throttled(request: Request, name: str) -> HTMLResponse | None:
-        """429 when this client address, or anyone trying this account, has used its attempts."""
+    async def throttled(request: Request, name: str) -> HTMLResponse | None:
+        """429 when this client address, or anyone trying this account, has used its attempts (on every
+        replica together where the limiter is the shared one, which asks the database: off the event loop)."""
         client = request.client.host if request.client else "?"
         for who, rate, what in (
             (f"login-client:{client}", settings.login_attempts_per_client, "from your address"),
             (f"login-account:{name}", settings.login_attempts_per_account, "for this account"),
         ):
-            wait = state.limiter.take(who, rate)
+            if getattr(state.limiter, "blocking", False):
+                wait = await asyncio.to_thread(state.limiter.take, who, rate)
+            else:
+                wait = state.limiter.take(who, rate)
             if wait > 0:
                 retry = max(1, math.ceil(wait))
                 message = f"Too many sign-in attempts {what}; retry in {retry} s."
@@ -99,7 +103,7 @@ def build_moderator_router(state) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request, name: str = Form(max_length=200), password: str = Form(max_length=1000)):
-        refused = throttled(request, name)
+        refused = await throttled(request, name)
         if refused is not None:
             return refused
         try:
