@@ -45,6 +45,12 @@ def multipart_wrap(data: bytes, content_type: str) -> tuple[bytes, str]:
     return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+def body_limit(max_bytes: int, content_type: str) -> int:
+    """The most body bytes a route whose images may be `max_bytes` accepts for this content type."""
+    wrapped = content_type in FORM_TYPES or content_type == "application/json"
+    return int(max_bytes * ENVELOPE_SLACK) + 4096 if wrapped else max_bytes
+
+
 class ImageBodyMiddleware:
     def __init__(self, app: ASGIApp, paths: tuple[str, ...] = ("/v1/detect",), max_bytes: int = 20 * 2**20):
         self.app = app
@@ -57,9 +63,7 @@ class ImageBodyMiddleware:
         headers = dict(scope["headers"])
         ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         is_form = ctype in FORM_TYPES
-        limit = (
-            int(self.max_bytes * ENVELOPE_SLACK) + 4096 if is_form or ctype == "application/json" else self.max_bytes
-        )
+        limit = body_limit(self.max_bytes, ctype)
         if is_form:
             message = f"body is over the limit of {self.max_bytes / 2**20:.1f} MiB"
             return await stream_limited(self.app, scope, receive, send, limit, message)

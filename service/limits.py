@@ -1,6 +1,7 @@
 """Request-size limits of the detector, and the memory the largest allowed request can cost.
 
     BodyLimitMiddleware(app, max_bytes=SMALL_BODY_BYTES, skip=("/v1/detect", "/v1/detect/batch"))
+    InflightBytesMiddleware(app, budget=batch_limit, limits={"/v1/detect": one, "/v1/detect/batch": batch_limit})
     budget = memory_budget(max_bytes=8 << 20, max_pixels=16_000_000, images_per_request=8,
                            max_batch_size=4, workers=1, pod_limit_mib=2048)
     budget["fits"]        # worst case <= 70% of the pod's memory limit
@@ -9,7 +10,9 @@
 Every POST that is not an image upload (feedback, moderator sign-in and labels) is small JSON or a
 form, so one limit (SMALL_BODY_BYTES) covers them all; the image routes have their own
 (service/body.py). Bodies are counted while they stream in, so an oversized one costs at most one
-chunk beyond the limit, whatever Content-Length claims.
+chunk beyond the limit, whatever Content-Length claims. Across requests, the image bytes in flight are
+capped at one worst-case batch (InflightBytesMiddleware), so the memory model below holds however many
+clients upload at once.
 """
 
 from __future__ import annotations
@@ -114,6 +117,33 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         message = f"body is over the limit of {self.max_bytes // 1024} KiB for {scope['path']}"
         await stream_limited(self.app, scope, receive, send, self.max_bytes, message)
+
+
+class InflightBytesMiddleware:
+    """At most `budget` bytes of image uploads in the HTTP process at once, over all image routes: what
+    makes the memory model hold under concurrency, not only for one request. Each request reserves its
+    Content-Length (its route's whole limit when it sends none) until its answer is sent; one that would
+    pass the budget while others are in flight gets 503 with Retry-After. A request alone is never
+    refused here (its own route limit bounds it)."""
+
+    def __init__(self, app: ASGIApp, budget: int, limits: dict[str, int]):
+        self.app, self.budget, self.limits = app, budget, limits
+        self.inflight = 0  # one HTTP process, one event loop: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.limits:
+            return await self.app(scope, receive, send)
+        declared = declared_length(scope)
+        need = min(declared, self.limits[scope["path"]]) if declared is not None else self.limits[scope["path"]]
+        if self.inflight and self.inflight + need > self.budget:
+            return await json_error(
+                send, 503, "the server is busy with other large uploads; retry in a second", [(b"retry-after", b"1")]
+            )
+        self.inflight += need
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= need
 
 
 def memory_budget(

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from aidetect.settings import Settings
 from service.api import DetectorAPI
-from service.body import ImageBodyMiddleware
-from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware
+from service.body import FORM_TYPES, ImageBodyMiddleware, body_limit
+from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
 from service.middleware import AuthMiddleware, MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
@@ -44,6 +44,17 @@ def build_server(settings: Settings) -> ls.LitServer:
         (ImageBodyMiddleware, {"paths": ("/v1/detect/batch",), "max_bytes": batch_bytes}),
         # Everything else that takes a body (feedback, sign-in, labels) is small: refuse more, unread.
         (BodyLimitMiddleware, {"max_bytes": SMALL_BODY_BYTES, "skip": ("/v1/detect", "/v1/detect/batch")}),
+        # All image uploads together: at most one worst-case batch in flight (the memory model in docs/api.md).
+        (
+            InflightBytesMiddleware,
+            {
+                "budget": body_limit(batch_bytes, FORM_TYPES[0]),
+                "limits": {
+                    "/v1/detect": body_limit(settings.max_bytes, FORM_TYPES[0]),
+                    "/v1/detect/batch": body_limit(batch_bytes, FORM_TYPES[0]),
+                },
+            },
+        ),
         (AuthMiddleware, {"state": state}),
         (
             CORSMiddleware,

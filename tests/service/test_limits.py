@@ -248,3 +248,38 @@ def test_memory_model_covers_what_the_benchmark_measured():
     assert run["statuses"] == [200], "the benchmark's batches must have been scored, or it measured nothing"
     assert run["idle_mib"] <= IDLE_TREE_MIB
     assert run["peak_mib"] <= b["total_mib"], (run, b)
+
+
+# --- image bytes in flight, over all requests -----------------------------------------------
+
+
+async def test_image_uploads_in_flight_are_capped_at_one_worst_case_batch(tmp_path):
+    """A client streaming a big upload holds its reservation; another upload that would pass the budget
+    meanwhile gets 503 with Retry-After, not memory. Small ones still fit, and all do once it is done."""
+    import asyncio
+
+    app, _, _ = make(tmp_path, max_bytes=1000, max_images_per_request=2)
+    release = asyncio.Event()
+    boundary = "b0undary"
+
+    async def slow_batch():
+        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n'
+               "Content-Type: image/png\r\n\r\n").encode()
+        await release.wait()
+        yield b"x" * 1500 + f"\r\n--{boundary}--\r\n".encode()
+
+    async with client(app) as c:
+        # No Content-Length: it reserves its route's whole limit, the budget.
+        holder = asyncio.create_task(c.post("/v1/detect/batch", content=slow_batch(),
+                                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}))
+        await asyncio.sleep(0.2)
+        refused = await c.post("/v1/detect/batch", files=[("images", ("b.png", b"x" * 1500, "image/png"))])
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "busy" in refused.json()["detail"]
+        release.set()
+        held = await holder
+        # (Every image here is over the 1000-byte limit, so each is answered without an inference worker.)
+        assert held.status_code == 200 and held.json()["results"][0]["status"] == 413
+        files = [("images", ("c.png", b"y" * 1500, "image/png")), ("images", ("d.png", b"z" * 1500, "image/png"))]
+        again = await c.post("/v1/detect/batch", files=files)  # the reservation was given back
+        assert again.status_code == 200 and [r["status"] for r in again.json()["results"]] == [413, 413]
