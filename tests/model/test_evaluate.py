@@ -51,7 +51,8 @@ def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
     res = evaluate_bundle(bundle, manifest, tmp_path / "out", n_boot=200, min_source_n=30)
     assert "evaluation half" in res["scored"] and "near-duplicate" in res["scored"]
     assert 0.3 * res["n_split"] < res["n"] < 0.7 * res["n_split"]
-    # 'big' has both labels and >= 30 (here; 100 by default) scored images; the single-label ones are pooled; playground is too small.
+    # 'big' has both labels and >= 30 (100 by default) scored images; the single-label ones are pooled;
+    # playground is too small to be reported alone.
     assert set(res["groups"]) == {"overall", "big", POOLED}
     for g in res["groups"].values():
         lo, hi = g["auroc_ci"]
@@ -78,7 +79,8 @@ def test_tables_print_groups_with_intervals_and_real_kinds(tmp_path):
     shares = {"n": 10, "ai_generated": 0.1, "ai_generated_ci": [0.0, 0.3], "real": 0.6, "real_ci": [0.3, 0.9],
               "uncertain": 0.3, "uncertain_ci": [0.1, 0.6]}
     result = {"n": 50, "n_split": 100, "split": "val", "scored": "the evaluation half",
-              "groups": {"overall": m, POOLED: nan_m}, "groups_q60": {"overall": {"auroc": 0.8}, POOLED: {"auroc": 0.7}},
+              "groups": {"overall": m, POOLED: nan_m},
+              "groups_q60": {"overall": {"auroc": 0.8}, POOLED: {"auroc": 0.7}},
               "real_kinds": {"non-photo real": {**shares, "sources": {"memegen": shares}}}}
     con = Console(width=200, record=True)
     print_evaluation("models:/aidetect/1", result, con)
