@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from gitops_render import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -72,13 +73,19 @@ def test_runtime_stages_are_multi_stage_and_not_root():
 
 
 def test_cpu_and_gpu_variants():
-    build = "\n".join(_stages()["build"])
-    assert "ARG VARIANT=cpu" in build
-    assert "download.pytorch.org/whl/cpu" in build  # the CPU wheel, no CUDA
-    assert re.search(r"gpu\).*pip install \"torch==\$\{TORCH_VERSION\}\"", build)
-    assert "ARG TORCH_VERSION=2.13.0" in build
-    # The ingest CronJob runs the CPU image: it needs the data extra (PostgreSQL, S3 clients).
-    assert 'extras="[data,qwen]"' in build and 'extras="[data]"' in build
+    deps = "\n".join(_stages()["deps"])
+    assert "ARG VARIANT=cpu" in deps and "ARG TORCH_VERSION=2.13.0" in deps
+    # The CPU wheel by default (no CUDA); the GPU tier alone gets the Qwen stage's extra.
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in deps
+    assert '["optional-dependencies"]["qwen"]' in "\n".join(_stages()["requirements"])
+    assert re.search(r"gpu\) pip install --requirement qwen\.txt", deps)
+    # VARIANT after the torch and dependency installs, so both variants share those layers.
+    assert deps.index("ARG VARIANT") > deps.index("pip install --requirement base.txt")
+    # The workflow's GPU build takes torch from PyPI, whose Linux wheel carries CUDA.
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "image.yml").read_text())
+    matrix = {m["image"]: m for m in workflow["jobs"]["build"]["strategy"]["matrix"]["include"]}
+    assert matrix["aidetect-gpu"]["torch-index"] == "https://pypi.org/simple"
+    assert matrix["aidetect"]["torch-index"] == "https://download.pytorch.org/whl/cpu"
 
 
 def test_dockerignore_allows_only_the_package():
@@ -86,5 +93,6 @@ def test_dockerignore_allows_only_the_package():
              if line and not line.startswith("#")]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert {"pyproject.toml", "aidetect", "model", "service"} <= allowed
-    assert not allowed & {".git", ".env", ".venv", "gitops", "infra", "tests"}
+    # ci/ and infra/ too: aidetect/cli.py imports both at load.
+    assert {"pyproject.toml", "LICENSE", "aidetect", "model", "service", "ci", "infra", "configs"} <= allowed
+    assert not allowed & {".git", ".env", ".venv", "gitops", "tests", "ansible", "bench"}
