@@ -103,7 +103,7 @@ def leave_out(samples: list[Sample], feats: FeatureSet, cfg: HeadConfig = HeadCo
     baseline["thresholds"] = cal_th[1]
 
     families = []
-    for f in sorted(set(fam[y == 1]) - {OTHER}):
+    for f in sorted({str(v) for v in fam[y == 1]} - {OTHER}):
         t_fold = time.perf_counter()
         keep = train & (fam != f)
         head = fit_head(x[keep], y[keep], cfg)
