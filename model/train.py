@@ -51,6 +51,7 @@ class TrainConfig:
     target_fnr: float = 0.01  # share of AI images allowed below the low threshold
     bf16: bool = True  # bfloat16 autocast where the CPU supports it (about 1.5x faster here)
     threads: int | None = None  # torch threads; default: all cores
+    nonphoto_per_kind: int = 0  # rendered real non-photos per kind (model.nonphoto, train setting); 0 = none
     spec: DetectorSpec = field(default_factory=DetectorSpec)
     pre: PreprocessConfig = field(default_factory=PreprocessConfig)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -158,14 +159,35 @@ def select(manifest: Path, split: str, per_group: int | None, seed: int) -> list
     return subsample(samples, per_group, seed) if per_group else samples
 
 
-def fit(cfg: TrainConfig, manifest: Path, progress=None) -> tuple[DetectorBundle, dict]:
+def rendered_nonphotos(cfg: TrainConfig, manifest: Path, cache: Path | None) -> list[Sample]:
+    """The train setting of model.nonphoto, rendered once into `cache` (default AIDETECT_HOME/cache).
+    Charts, screenshots, quote cards, memes and documents on the real side keep the net from learning
+    that graphics mean AI; small runs (per_group) get no more per kind than per_group."""
+    from model.nonphoto import cached_set
+
+    n = min(cfg.nonphoto_per_kind, cfg.per_group or cfg.nonphoto_per_kind)
+    if n <= 0:
+        return []
+    if cache is None:
+        from aidetect.settings import get_settings
+
+        cache = get_settings().home / "cache"
+    return cached_set(cache, "train", n, cfg.seed, manifest)
+
+
+def training_samples(cfg: TrainConfig, manifest: Path, cache: Path | None = None) -> list[Sample]:
+    """What the net learns from: the manifest's train split plus the rendered real non-photos."""
+    return select(manifest, cfg.train_split, cfg.per_group, cfg.seed) + rendered_nonphotos(cfg, manifest, cache)
+
+
+def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = None) -> tuple[DetectorBundle, dict]:
     """Train + calibrate; returns the bundle and a report (metrics per source, timings)."""
     from model.progress import task_bar
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
-    train_s = select(manifest, cfg.train_split, cfg.per_group, cfg.seed)
+    train_s = training_samples(cfg, manifest, cache)
     val_s = select(manifest, cfg.val_split, cfg.per_group, cfg.seed)
     t0 = time.perf_counter()
     with task_bar(progress, "decoding images", len(train_s) + len(val_s)) as tick:
@@ -202,6 +224,7 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None) -> tuple[DetectorBundle
         "calibration_split": cal_how,
         "n_calibration": int(cal.sum()),
         "n_train": len(train_s),
+        "n_rendered_nonphoto": sum(s.source.startswith("rendered-nonphoto") for s in train_s),
         "n_val": len(val_s),
         "load_seconds": t_load,
         "train_seconds": t_train,

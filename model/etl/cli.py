@@ -7,6 +7,7 @@
     aidetect data import --format manifest ../shared/data/manifest.csv
     aidetect data snapshot                                           # -> ~/.aidetect/snapshots/v0001/
     aidetect data stats
+    aidetect data nonphoto --out DIR --split eval --n 30            # rendered real charts, screenshots, memes...
 
 Where things go: AIDETECT_STORE_URL (default SQLite in AIDETECT_HOME) and AIDETECT_OBJECT_STORE
 (default AIDETECT_HOME/objects, or s3://bucket/prefix). Each command prints JSON on stdout.
@@ -164,6 +165,31 @@ def snapshot(
             "materialized": fetched,
         }
     )
+
+
+@data_app.command("nonphoto")
+def nonphoto(
+    out: str = typer.Option(..., "--out", help="folder for <kind>/*.jpg and manifest.csv"),
+    split: str = typer.Option("eval", "--split", help="generator setting: train or eval (other fonts, tools)"),
+    n: int = typer.Option(30, "--n", min=1, help="images per kind (chart, screenshot, quote, meme, document)"),
+    seed: int = typer.Option(0, "--seed"),
+    manifest: str | None = typer.Option(None, "--manifest", help="photos to caption memes with (AIDETECT_MANIFEST)"),
+) -> None:
+    """Render real-label non-photos, stored like the shared data, with a manifest that merges with it."""
+    from pathlib import Path
+
+    from aidetect.settings import get_settings
+    from model.manifest import ManifestError
+    from model.nonphoto import KINDS, SETTINGS, meme_photos, write_set
+
+    if split not in SETTINGS:
+        raise _fail(f"--split {split!r} is not one of {', '.join(sorted(SETTINGS))}", 2)
+    try:
+        photos = meme_photos(get_settings(**({"manifest": manifest} if manifest else {})).manifest, split)
+        m = write_set(Path(out), split, n, seed, photos)
+    except (ManifestError, OSError) as e:
+        raise _fail(str(e), 2) from None
+    _emit({"manifest": str(m), "setting": split, "per_kind": n, "kinds": list(KINDS), "images": n * len(KINDS)})
 
 
 @data_app.command("stats")
