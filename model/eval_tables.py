@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from model.evaluate import group_rows, real_kind_rows
+from model.evaluate import group_rows, real_kind_rows, tier_rows
 
 
 def _ci(v, lo, hi, digits: int = 3) -> str:
@@ -32,6 +32,18 @@ def print_evaluation(title: str, result: dict, console: Console | None = None) -
         k.add_row(r["real images"], str(r["n"]), _ci(r["ai_generated"], r["ai_generated_lo"], r["ai_generated_hi"]),
                   f"{r['real']:.3f}", f"{r['uncertain']:.3f}")
     console.print(k)
+    if result.get("tier_auroc"):
+        r = Table(title="robustness tiers: AUROC after what platforms do to uploads (drop vs as stored)")
+        r.add_column("group")
+        r.add_column("as stored", justify="right")
+        for tier in result["tier_auroc"]:
+            r.add_column(tier, justify="right")
+        for row in tier_rows(result):
+            cells = [f"{row[t]:.3f} ({row[f'{t}_drop']:+.3f})" if row[t] == row[t] else "n/a"
+                     for t in result["tier_auroc"]]
+            r.add_row(row["group"], "n/a" if row["auroc"] != row["auroc"] else f"{row['auroc']:.3f}", *cells)
+        console.print(r)
+        console.print("tiers: " + "; ".join(f"{k} = {v}" for k, v in result["tiers"].items()))
     console.print(f"scored: {result['scored']}")
 
 

@@ -9,6 +9,11 @@ single-label sources pooled (all of them, AI and real together; never one alone,
 AUROC), and overall. On the val split only the evaluation half is scored: the other half fitted
 calibration and thresholds (model.splits), so no figure is in-sample. Images go through the serving
 decode path, and the q60 copies through what a platform does to an upload (JPEG 60, at most 768 px).
+
+Robustness tiers (model.robustness: JPEG 60/75/95, downscale 0.75/0.5, crops of 60-90%, a screenshot
+re-render) score every image again after that transform, and report AUROC per tier and group and the
+drop against as stored. A separately rendered set of real non-photos (model.nonphoto, `eval` setting: other
+fonts, templates and tools than training's) gets its verdict shares as its own kind of real image.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from model.bundle import DetectorBundle
 from model.manifest import Sample, read_manifest
 from model.metrics import binary_metrics, metrics_with_ci, per_source_metrics, rate_ci
 from model.preprocess import decode_image, encode_jpeg, fit_to_size
+from model.robustness import TIERS, Tier
 from model.sources import MIN_SOURCE_N, OVERALL, POOLED, group_of_sources, load_sources
 from model.splits import calibration_parts
 
@@ -38,10 +44,14 @@ def recompress(img: Image.Image, quality: int = 60, max_side: int = 768) -> Imag
 
 
 def load_split(samples: list[Sample], bundle: DetectorBundle, transform=None, on_item=None) -> np.ndarray:
+    """Decoded as serving decodes; `transform` (a function of the image, or a robustness Tier, seeded by the
+    file name) applied before the serving resize, as it happens to an upload before it reaches us."""
     arrs = []
     for s in samples:
         img = decode_image(s.path.read_bytes(), bundle.pre)
-        if transform is not None:
+        if isinstance(transform, Tier):
+            img = transform.apply(img, s.path.name)
+        elif transform is not None:
             img = transform(img)
         arrs.append(np.asarray(fit_to_size(img, bundle.pre)))
         if on_item:
@@ -88,14 +98,20 @@ def group_metrics(probs, targets, masks, raw_probs=None, n_boot: int = N_BOOT, s
     return out
 
 
+def verdict_hits(probs: np.ndarray, thresholds: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(called ai_generated, called real) per image; the rest is uncertain."""
+    ai_hit = probs >= thresholds["high"]
+    real_hit = (probs < thresholds["low"]) & ~ai_hit if thresholds["low"] <= thresholds["high"] else ~ai_hit
+    return ai_hit, real_hit
+
+
 def real_kind_rates(probs, samples: list[Sample], thresholds: dict, n_boot: int = N_BOOT) -> dict[str, dict]:
     """Shares called ai_generated / real / uncertain on real non-photos and on unseen real-photo sources,
     pooled per kind and per source, each share with its bootstrap interval."""
     table = load_sources()
     src = np.array([s.source for s in samples])
     real = np.array([s.label == "real" for s in samples])
-    ai_hit = probs >= thresholds["high"]
-    real_hit = (probs < thresholds["low"]) & ~ai_hit if thresholds["low"] <= thresholds["high"] else ~ai_hit
+    ai_hit, real_hit = verdict_hits(probs, thresholds)
     kinds = {"non-photo real": table.nonphoto_real, "unseen real photo": table.unseen_real_photo}
     out: dict[str, dict] = {}
     for kind, sources in kinds.items():
@@ -104,6 +120,29 @@ def real_kind_rates(probs, samples: list[Sample], thresholds: dict, n_boot: int 
         out[kind]["sources"] = {s: _shares(ai_hit[sel & (src == s)], real_hit[sel & (src == s)], n_boot)
                                 for s in sources if (sel & (src == s)).any()}
     return out
+
+
+RENDERED_KIND = "rendered non-photo (eval set)"
+
+
+def rendered_nonphoto_rates(bundle: DetectorBundle, samples: list[Sample], n_boot: int = N_BOOT) -> dict:
+    """Verdict shares on the separately rendered non-photo set, pooled and per kind (chart, meme, ...)."""
+    probs = score_samples(bundle, samples)[1]
+    ai_hit, real_hit = verdict_hits(probs, bundle.thresholds)
+    kinds = np.array([s.origin for s in samples])
+    out = _shares(ai_hit, real_hit, n_boot)
+    out["sources"] = {k: _shares(ai_hit[kinds == k], real_hit[kinds == k], n_boot) for k in sorted(set(kinds))}
+    return out
+
+
+def tier_metrics(bundle, samples, targets, masks, base: dict, tiers, on_item=None) -> tuple[dict, dict]:
+    """AUROC per robustness tier and group, and its drop against as stored (positive = worse)."""
+    aurocs, drops = {}, {}
+    for tier in tiers:
+        probs = score_samples(bundle, samples, transform=tier, on_item=on_item)[1]
+        aurocs[tier.name] = {g: binary_metrics(probs[m], targets[m])["auroc"] for g, m in masks.items()}
+        drops[tier.name] = {g: base[g]["auroc"] - a for g, a in aurocs[tier.name].items() if a == a}
+    return aurocs, drops
 
 
 def _shares(ai_hit: np.ndarray, real_hit: np.ndarray, n_boot: int) -> dict:
@@ -124,6 +163,8 @@ def evaluate_bundle(
     progress=None,
     n_boot: int = N_BOOT,
     min_source_n: int = MIN_SOURCE_N,
+    tiers: tuple[Tier, ...] = TIERS,
+    nonphoto: list[Sample] | None = None,
 ) -> dict:
     from model.plots import group_ci_plot, reliability_plot, roc_plot
     from model.progress import task_bar
@@ -139,15 +180,21 @@ def evaluate_bundle(
     samples, images = [s for s, p in zip(samples, part, strict=True) if p], images[part]
     targets = np.array([s.target for s in samples])
     sources = [s.source for s in samples]
-    with task_bar(progress, f"evaluating {split}", 2 * len(samples)) as tick:
+    with task_bar(progress, f"evaluating {split}", (2 + len(tiers)) * len(samples)) as tick:
         raw = score_arrays(bundle, images)
         for _ in samples:
             tick()
         raw60, probs60 = score_samples(bundle, samples, transform=recompress, on_item=tick)
-    probs = bundle.calibrate(raw)
-    sig, sig60 = 1 / (1 + np.exp(-raw)), 1 / (1 + np.exp(-raw60))
-    masks = group_masks(samples, min_source_n)
-    groups = group_metrics(probs, targets, masks, sig, n_boot)
+        probs = bundle.calibrate(raw)
+        sig, sig60 = 1 / (1 + np.exp(-raw)), 1 / (1 + np.exp(-raw60))
+        masks = group_masks(samples, min_source_n)
+        groups = group_metrics(probs, targets, masks, sig, n_boot)
+        tier_auroc, tier_drop = tier_metrics(bundle, samples, targets, masks, groups, tiers, tick)
+    real_kinds = real_kind_rates(probs, samples, bundle.thresholds, n_boot)
+    if nonphoto:
+        with task_bar(progress, "scoring rendered non-photos", 1) as tick:
+            real_kinds[RENDERED_KIND] = rendered_nonphoto_rates(bundle, nonphoto, n_boot)
+            tick()
     groups_q60 = {k: binary_metrics(probs60[m], targets[m]) for k, m in masks.items()}
     metrics = per_source_metrics(probs, targets, sources, sig)
     metrics_q60 = per_source_metrics(probs60, targets, sources, sig60)
@@ -170,7 +217,12 @@ def evaluate_bundle(
         "auroc_drop_q60": {
             k: groups[k]["auroc"] - groups_q60[k]["auroc"] for k in groups if groups[k]["auroc"] == groups[k]["auroc"]
         },
-        "real_kinds": real_kind_rates(probs, samples, th, n_boot),
+        "tiers": {t.name: t.what for t in tiers},
+        "tier_auroc": tier_auroc,
+        "tier_auroc_drop": tier_drop,
+        "worst_tier_drop": {g: max((d[g] for d in tier_drop.values() if g in d), default=float("nan"))
+                            for g in groups},
+        "real_kinds": real_kinds,
         "thresholds": th,
         "fp_rate_at_high": fp_rate,
         "fn_rate_below_low": fn_rate,
@@ -191,6 +243,18 @@ def group_rows(result: dict) -> list[dict]:
     return rows
 
 
+def tier_rows(result: dict) -> list[dict]:
+    """One row per group: AUROC as stored, then AUROC and drop per robustness tier."""
+    rows = []
+    for g, m in result["groups"].items():
+        row = {"group": g, "auroc": m["auroc"]}
+        for tier, by_group in result.get("tier_auroc", {}).items():
+            row[tier] = by_group.get(g, float("nan"))
+            row[f"{tier}_drop"] = result["tier_auroc_drop"][tier].get(g, float("nan"))
+        rows.append(row)
+    return rows
+
+
 def real_kind_rows(result: dict) -> list[dict]:
     rows = []
     for kind, r in result["real_kinds"].items():
@@ -207,8 +271,10 @@ def flat_group_metrics(result: dict, prefix: str = "val") -> dict[str, float]:
         tag = row["group"].replace(" ", "_")
         out.update({f"{prefix}_group_{tag}_{k}": float(v) for k, v in row.items()
                     if k not in ("group",) and isinstance(v, int | float) and v == v})
+    for tier, drops in result.get("tier_auroc_drop", {}).items():
+        out.update({f"{prefix}_tier_{tier}_{g.replace(' ', '_')}_auroc_drop": float(v) for g, v in drops.items()})
     for kind, r in result["real_kinds"].items():
-        tag = kind.replace(" ", "_").replace("-", "")
+        tag = kind.replace(" ", "_").replace("-", "").replace("(", "").replace(")", "")
         out.update({f"{prefix}_{tag}_{k}": float(r[k]) for k in ("ai_generated", "real", "uncertain") if r[k] == r[k]})
     return out
 
@@ -223,6 +289,7 @@ def log_to_mlflow(result: dict, plots_dir: Path | None = None) -> None:
     mlflow.log_metrics(flat_group_metrics(result, result["split"]))
     mlflow.log_table(pd.DataFrame(group_rows(result)), "evaluation/groups.json")
     mlflow.log_table(pd.DataFrame(real_kind_rows(result)), "evaluation/real_kinds.json")
+    mlflow.log_table(pd.DataFrame(tier_rows(result)), "evaluation/robustness_tiers.json")
     mlflow.log_param("scored", result["scored"][:480])
     mlflow.log_artifact(str(SOURCES_TABLE), "evaluation")
     for png in sorted(Path(plots_dir).glob("*.png")) if plots_dir else []:

@@ -74,7 +74,7 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
         data_digest = log_training_data(settings.manifest)
         if sha := git_sha():
             mlflow.set_tag("git_sha", sha)
-        bundle, report = fit(cfg, settings.manifest, progress)
+        bundle, report = fit(cfg, settings.manifest, progress, cache=settings.home / "cache")
         bundle.info["run_id"] = run.info.run_id
         for i, loss in enumerate(report["losses"]):
             if i % 5 == 0 or i == len(report["losses"]) - 1:
@@ -99,6 +99,18 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
     return ref, report
 
 
+NONPHOTO_EVAL_PER_KIND = 40  # rendered non-photos per kind scored by evaluate (200 in all: a 5% FPR is 10 images)
+
+
+def rendered_eval_set(settings: Settings, per_group: int | None = None):
+    """model.nonphoto's `eval` setting (fonts, templates and tools training never saw), rendered once into
+    AIDETECT_HOME/cache; quick runs (per_group) render no more per kind than per_group."""
+    from model.nonphoto import cached_set
+
+    n = min(NONPHOTO_EVAL_PER_KIND, per_group or NONPHOTO_EVAL_PER_KIND)
+    return cached_set(settings.home / "cache", "eval", n, 0, settings.manifest)
+
+
 def evaluate_and_promote(
     settings: Settings,
     uri: str | None = None,
@@ -120,7 +132,8 @@ def evaluate_and_promote(
         samples = read_manifest(settings.manifest, split="val")
         if per_group:
             samples = subsample(samples, per_group)
-        result = evaluate_bundle(bundle, settings.manifest, out, samples=samples, progress=progress)
+        nonphoto = rendered_eval_set(settings, per_group)
+        result = evaluate_bundle(bundle, settings.manifest, out, samples=samples, progress=progress, nonphoto=nonphoto)
         with mlflow.start_run(experiment_id=exp_id, run_name=f"evaluate-v{ref.version}") as run:
             mlflow.set_tags({"model_name": ref.name, "model_version": ref.version})
             mlflow.log_metrics(flat_metrics(result["metrics"], "val"))

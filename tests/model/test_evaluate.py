@@ -7,12 +7,14 @@ import csv
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from model.bundle import DetectorBundle
 from model.detectors import DetectorSpec, build_network
 from model.evaluate import evaluate_bundle
 from model.preprocess import PreprocessConfig
+from model.robustness import TIER_NAMES
 from model.sources import POOLED
 
 LAYOUT = [("big", "real", "x", 40), ("big", "ai", "x", 40), ("playground", "real", "city", 4),
@@ -48,7 +50,11 @@ def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
     bundle = DetectorBundle(net=build_network(DetectorSpec(pretrained=False)).eval(), pre=PreprocessConfig(size=48),
                             calibration={"method": "platt", "a": 1.0, "b": 0.0},
                             thresholds={"low": 0.3, "high": 0.7})
-    res = evaluate_bundle(bundle, manifest, tmp_path / "out", n_boot=200, min_source_n=30)
+    from model.manifest import read_manifest
+    from model.nonphoto import write_set
+
+    rendered = read_manifest(write_set(tmp_path / "np", "eval", 2, kinds=["chart", "quote", "document"]))
+    res = evaluate_bundle(bundle, manifest, tmp_path / "out", n_boot=200, min_source_n=30, nonphoto=rendered)
     assert "evaluation half" in res["scored"] and "near-duplicate" in res["scored"]
     assert 0.3 * res["n_split"] < res["n"] < 0.7 * res["n_split"]
     # 'big' has both labels and >= 30 (100 by default) scored images; the single-label ones are pooled;
@@ -62,6 +68,17 @@ def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
     assert nonphoto["sources"].keys() <= {"memegen"} and 0 < nonphoto["n"] <= 12
     assert abs(nonphoto["ai_generated"] + nonphoto["real"] + nonphoto["uncertain"] - 1) < 1e-9
     assert (tmp_path / "out" / "groups_ci.png").is_file()
+    # the separately rendered non-photos: verdict shares pooled and per kind
+    np_rates = res["real_kinds"]["rendered non-photo (eval set)"]
+    assert np_rates["n"] == 6 and set(np_rates["sources"]) == {"chart", "quote", "document"}
+    assert abs(np_rates["ai_generated"] + np_rates["real"] + np_rates["uncertain"] - 1) < 1e-9
+    # every robustness tier, every group, with its drop against as stored
+    assert set(res["tier_auroc"]) == set(TIER_NAMES) == set(res["tier_auroc_drop"])
+    for tier, by_group in res["tier_auroc"].items():
+        assert set(by_group) == set(res["groups"])
+        for g, a in by_group.items():
+            assert res["tier_auroc_drop"][tier][g] == pytest.approx(res["groups"][g]["auroc"] - a)
+    assert set(res["worst_tier_drop"]) == set(res["groups"])
     # Another split is scored whole: nothing of it fitted calibration.
     test_m = tmp_path / "test.csv"
     test_m.write_text(manifest.read_text().replace(",val,", ",test,"))
@@ -81,8 +98,11 @@ def test_tables_print_groups_with_intervals_and_real_kinds(tmp_path):
     result = {"n": 50, "n_split": 100, "split": "val", "scored": "the evaluation half",
               "groups": {"overall": m, POOLED: nan_m},
               "groups_q60": {"overall": {"auroc": 0.8}, POOLED: {"auroc": 0.7}},
-              "real_kinds": {"non-photo real": {**shares, "sources": {"memegen": shares}}}}
+              "real_kinds": {"non-photo real": {**shares, "sources": {"memegen": shares}}},
+              "tiers": {"jpeg75": "JPEG 75"}, "tier_auroc": {"jpeg75": {"overall": 0.83, POOLED: float("nan")}},
+              "tier_auroc_drop": {"jpeg75": {"overall": 0.02}}}
     con = Console(width=200, record=True)
     print_evaluation("models:/aidetect/1", result, con)
     text = con.export_text()
     assert "0.850 [0.800, 0.900]" in text and "n/a" in text and "memegen" in text and "50 of 100 val" in text
+    assert "robustness tiers" in text and "0.830 (+0.020)" in text and "jpeg75 = JPEG 75" in text
