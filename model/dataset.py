@@ -47,6 +47,12 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (50, 95)  # quality range of that re-encode
     rescale_prob: float = 0.2  # chance of a down-and-up resample, as re-posted images get
     rescale_range: tuple[float, float] = (0.5, 0.9)  # scale of the downsample
+    # Artefact-preserving extras (configs/artefact_preserving.yaml); off by default, so the default recipe's
+    # random draws, and thus its runs, stay as they were.
+    rot90: bool = False  # random multiple of 90 degrees: turns the image without resampling a pixel
+    colour_jitter: float = 0.0  # brightness/contrast/saturation each scaled by up to 1 +- this
+    mask_prob: float = 0.0  # chance of blanking a random rectangle (random masking, as in SAFE)
+    mask_frac: float = 0.3  # largest side of that rectangle, as a share of the crop
 
 
 def augment(img: np.ndarray, cfg: AugmentConfig, rng: random.Random) -> np.ndarray:
@@ -66,7 +72,27 @@ def augment(img: np.ndarray, cfg: AugmentConfig, rng: random.Random) -> np.ndarr
         if rng.random() < cfg.jpeg_prob:
             pil = jpeg_roundtrip(pil, rng.randint(*cfg.jpeg_quality))
         out = np.asarray(pil)
+    if cfg.rot90:
+        out = np.rot90(out, rng.randint(0, 3))
+    if cfg.colour_jitter > 0:
+        out = colour_jitter(out, cfg.colour_jitter, rng)
+    if cfg.mask_prob > 0 and rng.random() < cfg.mask_prob:
+        out = out.copy()
+        mh, mw = rng.randint(1, max(1, int(c * cfg.mask_frac))), rng.randint(1, max(1, int(c * cfg.mask_frac)))
+        top, left = rng.randint(0, c - mh), rng.randint(0, c - mw)
+        out[top : top + mh, left : left + mw] = 127
     return np.ascontiguousarray(out)
+
+
+def colour_jitter(img: np.ndarray, strength: float, rng: random.Random) -> np.ndarray:
+    """Brightness, contrast and saturation, each by a random factor in 1 +- strength: pixel-wise only, so
+    the local high-frequency pattern a generator leaves is scaled, never resampled."""
+    x = img.astype(np.float32)
+    b, c, s = (1 + rng.uniform(-strength, strength) for _ in range(3))
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * s
+    x = (x - x.mean()) * c + x.mean()
+    return np.clip(x * b, 0, 255).astype(np.uint8)
 
 
 def normalise_batch(batch: np.ndarray, pre: PreprocessConfig) -> torch.Tensor:
