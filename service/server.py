@@ -121,10 +121,13 @@ def preflight(settings: Settings) -> None:
 
 def first_run_moderator(settings: Settings) -> str | None:
     """On a local first run with no moderator account, make `admin` with a random password, shown once."""
+    from model.etl.store import default_urls
     from service.auth import hash_password
-    from service.records import Records
+    from service.records import Records, embedded
 
-    if settings.moderator_header or settings.host != "127.0.0.1":
+    # A shared database is a deployment: its replicas would race to make `admin`, each printing a password
+    # into pod logs; operators make accounts there with `aidetect moderators add`.
+    if settings.moderator_header or settings.host != "127.0.0.1" or not embedded(default_urls(settings)[0]):
         return None
     try:
         db = Records.open(settings)
