@@ -92,11 +92,13 @@ def evaluate(
     ),
     threads: int = typer.Option(1, help="--leave-out: torch threads for the frozen features"),
 ) -> None:
-    """Evaluate a registered model on the evaluation half of val, as stored and re-encoded at JPEG q60.
+    """Evaluate a registered model on the evaluation half of val, as stored and as platforms alter uploads.
 
     Reports AUROC, average precision, TPR at 1% FPR and ECE with bootstrap 95% intervals for each
-    two-label source of at least 100 images, the single-label sources pooled, and overall; and the
-    verdict shares on real non-photos and unseen real-photo sources. Logs them, tables and plots to
+    two-label source of at least 100 images, the single-label sources pooled, and overall; AUROC per
+    robustness tier (JPEG 60/75/95, downscale 0.75/0.5, crops of 60-90%, screenshot re-render); and the
+    verdict shares on real non-photos, unseen real-photo sources and a separately rendered non-photo set
+    (charts, screenshots, memes; rendered once into the home cache). Logs them, tables and plots to
     MLflow, and gives the `production` alias to this version when no version holds it yet.
     """
     settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
