@@ -42,6 +42,8 @@ _TAKE = text(
 _PRUNE = text("DELETE FROM rate_buckets WHERE at < extract(epoch from clock_timestamp()) - 120")
 PRUNE_EVERY_S = 300.0
 WARN_EVERY_S = 60.0
+# After a failure the database is left alone this long, so no request waits on a connection known to fail.
+RETRY_AFTER_S = 5.0
 
 
 class SharedRateLimiter:
@@ -54,9 +56,12 @@ class SharedRateLimiter:
         self.fallback = fallback or RateLimiter()
         self._pruned = time.monotonic()
         self._warned = 0.0
+        self._down_until = 0.0
 
     def take(self, who: str, per_minute: int) -> float:
         rate = per_minute / 60.0
+        if time.monotonic() < self._down_until:
+            return self.fallback.take(who, per_minute)
         try:
             with self.engine().begin() as conn:
                 tokens, allowed = conn.execute(_TAKE, {"who": who, "cap": float(per_minute), "rate": rate}).one()
@@ -64,6 +69,7 @@ class SharedRateLimiter:
                     self._pruned = time.monotonic()
                     conn.execute(_PRUNE)
         except Exception as e:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
             if time.monotonic() - self._warned > WARN_EVERY_S:
                 self._warned = time.monotonic()
                 log.warning("shared rate limits unavailable, limiting per process meanwhile: %s", e)
