@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             "shared_nonphoto_real_val": shares(p_ev[nonphoto[ev]], th),
             "thresholds": th,
         }
-    out = {"probe": feats.names and "lite0-stages-v1 + logistic head (bench/leave_out.py)",
+    out = {"probe": "lite0-stages-v1 + logistic head (bench/leave_out.py)",
            "n_rendered_train": len(r_train), "n_rendered_eval": len(r_eval), "arms": arms,
            "seconds": round(time.perf_counter() - t0, 1)}
     args.out.write_text(json.dumps(out, indent=2))
