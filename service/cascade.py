@@ -126,4 +126,6 @@ def combine(fast_result: dict, second: dict | None) -> dict:
     if second.get("model"):
         out["second_model"] = second["model"]
     out.pop("review", None)
+    if second["verdict"] == UNCERTAIN:  # inside the Qwen stage's own band too: a moderator decides
+        out["review"] = True
     return out

@@ -5,6 +5,10 @@
          -d "{\"image_b64\": \"$(base64 -w0 cat.jpg)\", \"explain\": true}"
     -> {"score": 0.93, "verdict": "ai_generated", "explanation": "...", "stage": "qwen", "model": {...}}
 
+Verdicts use the thresholds fitted for this version on the fast stage's uncertain band
+(`aidetect qwen fit-thresholds`, model.qwen.stage_fit) when it has them: real / uncertain / ai_generated,
+and `model.thresholds` says which. An unfitted version decides at its config threshold (real / ai_generated).
+
 Also accepts multipart (field `image`, optional field `explain`). Requests are batched: scoring is
 one forward pass over the batch; only the requests that ask for it pay for generation. As in the
 fast API, a bad image travels through the batch as an ImageError and becomes its own 4xx answer.
@@ -110,6 +114,10 @@ class QwenAPI(ls.LitAPI):
         registry.configure(self.settings)
         dev = "cuda" if str(device).startswith("cuda") else "cpu"
         self.detector, self.model_info = load(self.model_uri, dev)
+        if self.detector.stage_fit is not None:  # which band decided travels with every answer and record
+            fit = self.detector.stage_fit
+            th = fit["thresholds"]
+            self.model_info["thresholds"] = {"high": th["high"], "low": th["low"], "fitted_on": fit["fitted_on"]}
         self.pre = PreprocessConfig(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
         log.info("serving Qwen detector %s on %s", self.model_info["uri"], dev)
 

@@ -65,7 +65,10 @@ class DetectionOut(BaseModel):
     explanation: str | None = Field(default=None, description="the Qwen stage's reasons, when it decided")
     fast: dict | None = Field(default=None, description="the fast stage's score and verdict, when Qwen decided")
     second_model: dict | None = Field(default=None, description="the Qwen model that decided")
-    review: bool | None = Field(default=None, description="uncertain and no second opinion: waits for a moderator")
+    review: bool | None = Field(
+        default=None,
+        description="uncertain and no second opinion, or uncertain for the Qwen stage too: waits for a moderator",
+    )
 
 
 class BatchItem(BaseModel):

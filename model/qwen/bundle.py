@@ -8,6 +8,8 @@
       adapter/           peft LoRA weights
       tokenizer/         tokenizer files
       base/              only with bundle_base: the base weights (tiny or private bases)
+      stage_thresholds.json  optional: the Qwen stage's calibrator and thresholds fitted on the fast
+                         stage's uncertain band (stage_fit.py); a registry version keeps them in a tag
 
 Serving reads this folder (directly, or as the artifact of an MLflow model version) and never
 falls back to current defaults, so training and serving cannot drift.

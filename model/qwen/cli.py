@@ -4,6 +4,7 @@
     aidetect qwen score --model-uri models:/aidetect-qwen/1 photo.jpg
     aidetect qwen explain --bundle runs/qwen/bundle photo.jpg
     aidetect qwen serve --model-uri models:/aidetect-qwen/1 --port 8001
+    aidetect qwen fit-thresholds --fast-model models:/aidetect@production --qwen-model models:/aidetect-qwen/1
 
 Heavy imports (torch, transformers) happen inside the commands so `--help` stays fast.
 """
@@ -23,8 +24,6 @@ app = typer.Typer(
     help="The Qwen2-VL-7B detector (LoRA/QLoRA): second stage of the cascade, with explanations.",
     no_args_is_help=True,
 )
-
-
 
 
 def _user_errors():
@@ -162,3 +161,50 @@ def serve(
         )
     except _user_errors() as e:
         raise _fail(str(e)) from None
+
+
+@app.command("fit-thresholds")
+def fit_thresholds(
+    fast_model: Annotated[str, typer.Option(help="the fast stage in front: models:/... URI or a bundle folder")],
+    qwen_model: Annotated[str, typer.Option(help="the Qwen version to fit: models:/<name>/<version> or a bundle")],
+    manifest: str | None = typer.Option(None, help="manifest CSV or snapshot folder (default: AIDETECT_MANIFEST)"),
+    split: Annotated[str, typer.Option(help="the validation split")] = "val",
+    max_samples: Annotated[int | None, typer.Option(help="balanced subset of the split, for quick runs")] = None,
+    min_per_label: Annotated[
+        int, typer.Option(help="real and AI uncertain images each needed; fewer: fit on all of val")
+    ] = 50,
+    report: Annotated[Path | None, typer.Option(help="also write the full result as JSON here")] = None,
+) -> None:
+    """Fit the Qwen stage's calibration and thresholds on the val images the fast stage calls uncertain
+    (its 1% FPR / FNR rule), report 95% intervals, and keep them with the Qwen version for `qwen serve`."""
+    import logging
+
+    from aidetect.settings import get_settings
+    from model.manifest import ManifestError, read_manifest, subsample
+    from model.registry import configure
+
+    from .config import QwenConfig
+    from .data import manifest_path
+    from .stage_fit import fit_and_store
+    from .thresholds import summary
+
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        configure(get_settings())
+        path = manifest_path(QwenConfig(manifest=manifest))
+        samples = read_manifest(path, split=split)
+        if not samples:
+            raise ManifestError(f"{path}: no {split!r} images")
+        if max_samples is not None and max_samples < len(samples):
+            groups = max(1, len({(s.source, s.label) for s in samples}))
+            samples = subsample(samples, max(1, max_samples // groups))
+        result = fit_and_store(fast_model, qwen_model, samples, min_per_label=min_per_label)
+    except (*_user_errors(), ValueError) as e:
+        raise _fail(str(e)) from None
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, indent=1))
+    typer.echo(summary(result))
+    typer.echo(f"stored in {result['stored_in']}")
+    if result["fallback"]:
+        typer.echo(f"warning: {result['fallback']}", err=True)

@@ -11,18 +11,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.calibration import apply_calibrator
+from model.calibration import apply_calibrator, verdict
 
 from .config import QwenConfig
 from .modeling import answer_ids, answer_logits, answer_margin, encode_batch, generate_text
 from .vision import fit_image
 
-# The service's verdict words (model/calibration.py); the Qwen stage decides, so never "uncertain".
+# The service's verdict words (model/calibration.py). Without fitted stage thresholds the Qwen stage
+# decides at cfg.threshold and never says "uncertain"; with them (model.qwen.thresholds) it has its own band.
 VERDICTS = ("real", "ai_generated")
-_SPOKEN = {"real": "real", "ai_generated": "AI-generated"}
+_SPOKEN = {"real": "real", "ai_generated": "AI-generated", "uncertain": "uncertain"}
 
 
-def verdict_for(score: float, cfg: QwenConfig) -> str:
+def verdict_for(score: float, cfg: QwenConfig, thresholds: dict | None = None) -> str:
+    if thresholds is not None:
+        return verdict(score, thresholds)
     return VERDICTS[1] if score >= cfg.threshold else VERDICTS[0]
 
 
@@ -31,13 +34,22 @@ class QwenDetector:
         self.model, self.tok, self.cfg, self.calibrator, self.bank = model, tok, cfg, calibrator, bank
         self.device = device
         self.ids = answer_ids(tok, cfg)
+        self.stage_fit: dict | None = None  # model.qwen.stage_fit.stored_fit, once applied
+        self.thresholds: dict | None = None
+
+    def use_stage_fit(self, fit: dict | None) -> QwenDetector:
+        """Decide with the calibrator and thresholds fitted on the fast stage's uncertain band."""
+        if fit is not None:
+            self.stage_fit, self.calibrator, self.thresholds = fit, fit["calibrator"], fit["thresholds"]
+        return self
 
     @classmethod
     def from_bundle(cls, path, device: str | None = None) -> QwenDetector:
         from .bundle import load_bundle_model
+        from .stage_fit import read_stored
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(*load_bundle_model(path, device), device=device)
+        return cls(*load_bundle_model(path, device), device=device).use_stage_fit(read_stored(path))
 
     @classmethod
     def from_uri(cls, uri: str, device: str | None = None) -> QwenDetector:
@@ -68,7 +80,7 @@ class QwenDetector:
 
     def predict(self, images: list[Image.Image], explain: list[bool] | None = None) -> list[dict]:
         scores = self.score(images)
-        out = [{"score": float(s), "verdict": verdict_for(float(s), self.cfg)} for s in scores]
+        out = [{"score": float(s), "verdict": verdict_for(float(s), self.cfg, self.thresholds)} for s in scores]
         wanted = [i for i, e in enumerate(explain or []) if e]
         if wanted:
             texts = self.explain([images[i] for i in wanted], [out[i]["verdict"] for i in wanted])
@@ -83,7 +95,10 @@ class QwenDetector:
             "image_size": c.image_size,
             "question": c.question,
             "answers": list(c.answers),
-            "threshold": c.threshold,
+            "threshold": c.threshold if self.thresholds is None else None,
+            "thresholds": self.thresholds,
+            "thresholds_fitted_on": None if self.stage_fit is None else self.stage_fit["fitted_on"],
+            "thresholds_fast_model": None if self.stage_fit is None else self.stage_fit["fast_model"],
             "prompt_bank": self.bank.version,
             "calibrator": self.calibrator,
         }

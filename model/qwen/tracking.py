@@ -127,4 +127,7 @@ def load_detector(uri: str, device: str | None = None):
     det = model.detector
     if device is not None and device != det.device:
         det = type(det).from_bundle(model.bundle_dir, device)
-    return det, ref
+    from .stage_fit import read_stored
+
+    # Thresholds fitted after registration live in a version tag; they win over any in the bundle.
+    return det.use_stage_fit(read_stored(ref=ref)), ref

@@ -77,6 +77,13 @@ def test_combine_takes_the_qwen_verdict_and_explanation():
     assert parse_second({"score": "high"}) is None
 
 
+def test_an_uncertain_qwen_verdict_inside_its_own_band_goes_to_review():
+    second = {"score": 0.6, "verdict": "uncertain", "explanation": None, "model": {"version": "3"}}
+    out = combine(FAST_UNCERTAIN, second)
+    assert out["stage"] == "qwen" and out["verdict"] == "uncertain" and out["review"] is True
+    assert "review" not in combine(FAST_UNCERTAIN, {**second, "verdict": "real"})
+
+
 def test_second_stage_treats_5xx_as_down_and_4xx_as_this_image():
     calls = []
 
