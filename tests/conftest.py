@@ -22,6 +22,23 @@ def manifest() -> Path:
     return path
 
 
+# --- PostgreSQL: one throwaway cluster per session; tests make their own databases in it ---
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from aidetect.testing.postgres import PostgresUnavailable, start_postgres
+
+    try:
+        pg = start_postgres()
+    except PostgresUnavailable as e:
+        if os.environ.get("CI"):
+            raise  # CI installs postgresql (scripts/setup-system.sh): a missing server is a failure there
+        pytest.skip(str(e))
+    yield pg
+    pg.stop()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, manifest):
     """A small EfficientNet trained for one epoch on a balanced subset, registered and promoted

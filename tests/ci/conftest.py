@@ -22,16 +22,12 @@ BUCKET = "mlflow"
 
 
 @pytest.fixture(scope="session")
-def registry_server(tmp_path_factory):
+def registry_server(tmp_path_factory, postgres):
     """(MLflow URL, S3Server): `mlflow server` on PostgreSQL with artifacts proxied to s3://mlflow/artifacts."""
     from aidetect.testing.mlflow_server import start_mlflow, start_moto
-    from aidetect.testing.postgres import PostgresUnavailable, start_postgres
 
+    pg = postgres
     logs = tmp_path_factory.mktemp("registry-logs")
-    try:
-        pg = start_postgres()
-    except PostgresUnavailable as e:
-        pytest.fail(f"{e} (scripts/setup-system.sh installs it)")
     s3 = mlflow = None
     try:
         s3 = start_moto(logs / "moto.log")
@@ -42,7 +38,6 @@ def registry_server(tmp_path_factory):
         for server in (mlflow, s3):
             if server is not None:
                 server.stop()
-        pg.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ create_all made, and a server database that is behind refuses to serve instead o
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import pytest
@@ -14,20 +13,6 @@ from alembic.runtime.migration import MigrationContext
 from model.etl.db import connect
 from model.etl.store import StoreError
 from service.records import VERSION_TABLE, Base, Records, pending_migrations
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    from aidetect.testing.postgres import PostgresUnavailable, start_postgres
-
-    try:
-        pg = start_postgres()
-    except PostgresUnavailable as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
-    yield pg
-    pg.stop()
 
 
 def _table(diff) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,20 +14,12 @@ from service.records import Records
 
 
 @pytest.fixture(scope="module")
-def migrated():
+def migrated(postgres):
     """A PostgreSQL database at head (as the PreSync job leaves it): its URL."""
-    from aidetect.testing.postgres import PostgresUnavailable, start_postgres
-
-    try:
-        pg = start_postgres()
-    except PostgresUnavailable as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
+    pg = postgres
     url = pg.create_database("limits")
     Records.migrate_store(url=url)
-    yield url
-    pg.stop()
+    return url
 
 
 def _engine(url: str):

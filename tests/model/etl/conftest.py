@@ -52,20 +52,6 @@ def store(tmp_path) -> Store:
 # --- PostgreSQL: one throwaway cluster per session, one fresh database per test ---
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    from aidetect.testing.postgres import PostgresUnavailable, start_postgres
-
-    try:
-        pg = start_postgres()
-    except PostgresUnavailable as e:
-        if os.environ.get("CI"):
-            raise  # CI installs postgresql (scripts/setup-system.sh): a missing server is a failure there
-        pytest.skip(str(e))
-    yield pg
-    pg.stop()
-
-
 @pytest.fixture
 def pg_url(postgres) -> str:
     import uuid
