@@ -25,12 +25,11 @@ import numpy as np  # noqa: E402
 from aidetect.settings import get_settings  # noqa: E402
 from model.calibration import apply_calibrator  # noqa: E402
 from model.features import cached_features, compute_features  # noqa: E402
-from model.leave_out import HeadConfig, _calibrate, fit_head  # noqa: E402
+from model.leave_out import HeadConfig, _calibrate, fit_head, probe_masks  # noqa: E402
 from model.manifest import read_manifest  # noqa: E402
 from model.metrics import rate_ci  # noqa: E402
 from model.nonphoto import cached_set  # noqa: E402
 from model.sources import load_sources  # noqa: E402
-from model.splits import calibration_mask, near_duplicate_groups  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "nonphoto_probe.json"
 
@@ -55,12 +54,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     samples = read_manifest(settings.manifest)
     feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")
-    x, y = feats.x[feats.index(samples)], np.array([s.target for s in samples])
+    x, y, train, cal = probe_masks(samples, feats)
     src = np.array([s.source for s in samples])
-    train, val = np.array([s.split == "train" for s in samples]), np.array([s.split == "val" for s in samples])
-    vi = np.flatnonzero(val)
-    cal = np.zeros(len(samples), bool)
-    cal[vi] = calibration_mask([samples[i].path.name for i in vi], near_duplicate_groups(feats.thumbs[vi]))
+    val = np.array([s.split == "val" for s in samples])
     ev = val & ~cal
 
     cache = settings.home / "cache"

@@ -26,11 +26,10 @@ from aidetect.settings import get_settings  # noqa: E402
 from model.dataset import normalise_batch  # noqa: E402
 from model.evaluate import group_masks  # noqa: E402
 from model.features import TF_SCALING, build_backbone, cached_features, stage_features  # noqa: E402
-from model.leave_out import HeadConfig, fit_head  # noqa: E402
+from model.leave_out import HeadConfig, fit_head, probe_masks  # noqa: E402
 from model.manifest import read_manifest  # noqa: E402
 from model.preprocess import decode_image, fit_to_size  # noqa: E402
 from model.robustness import TIERS  # noqa: E402
-from model.splits import calibration_mask, near_duplicate_groups  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "robustness_probe.json"
 
@@ -55,11 +54,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     samples = read_manifest(settings.manifest)
     feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")
-    x, y = feats.x[feats.index(samples)], np.array([s.target for s in samples])
-    train, val = np.array([s.split == "train" for s in samples]), np.array([s.split == "val" for s in samples])
-    vi = np.flatnonzero(val)
-    cal = np.zeros(len(samples), bool)
-    cal[vi] = calibration_mask([samples[i].path.name for i in vi], near_duplicate_groups(feats.thumbs[vi]))
+    x, y, train, cal = probe_masks(samples, feats)
+    val = np.array([s.split == "val" for s in samples])
     ev_idx = np.flatnonzero(val & ~cal)
     ev = [samples[i] for i in ev_idx]
     head = fit_head(x[train], y[train], HeadConfig())

@@ -70,18 +70,26 @@ def _calibrate(head, x_cal, y_cal, fpr: float = 0.01) -> tuple[dict, dict]:
     return cal, thresholds_at(apply_calibrator(cal, raw), y_cal, fpr, fpr)
 
 
+def probe_masks(samples: list[Sample], feats: FeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, targets, train mask, calibration-half mask) of `samples`: what every frozen-feature
+    probe starts from. Calibration takes the near-duplicate-grouped half of val (model.splits); the
+    other half of val is the one reported."""
+    idx = feats.index(samples)
+    x, thumbs = feats.x[idx], feats.thumbs[idx]
+    y = np.array([s.target for s in samples])
+    train = np.array([s.split == "train" for s in samples])
+    vi = np.flatnonzero([s.split == "val" for s in samples])
+    cal = np.zeros(len(samples), bool)
+    cal[vi] = calibration_mask([samples[i].path.name for i in vi], near_duplicate_groups(thumbs[vi]))
+    return x, y, train, cal
+
+
 def leave_out(samples: list[Sample], feats: FeatureSet, cfg: HeadConfig = HeadConfig()) -> dict:
     table = load_sources()
-    x = feats.x[feats.index(samples)]
-    thumbs = feats.thumbs[feats.index(samples)]
-    y = np.array([s.target for s in samples])
+    x, y, train, cal = probe_masks(samples, feats)
     fam = np.array([table.family_of(s) for s in samples])
     src = np.array([s.source for s in samples])
-    train = np.array([s.split == "train" for s in samples])
     val = np.array([s.split == "val" for s in samples])
-    cal = np.zeros(len(samples), bool)
-    vi = np.flatnonzero(val)
-    cal[vi] = calibration_mask([samples[i].path.name for i in vi], near_duplicate_groups(thumbs[vi]))
     real_val = val & (y == 0)
     t0 = time.perf_counter()
 
