@@ -14,9 +14,6 @@ the saved image gzipped (level 1), about what a registry stores.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -75,6 +72,7 @@ def main() -> None:
 
     from aidetect.settings import Settings
     from aidetect.testing import images
+    from bench.record import machine, write
     from bench.serve_latency import ensure_model
 
     if reason := images.unavailable():
@@ -104,12 +102,9 @@ def main() -> None:
         "health": {"seconds_median": statistics.median(health), "seconds": health, "rounds": args.rounds},
         "goals": GOALS,
         "podman": images.podman("--version").stdout.strip(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        **machine(),
     }
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(OUT, result)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +35,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.record import machine, write  # noqa: E402
+
 OUT = ROOT / "bench" / "results" / "serve_memory.json"
 DECODE_MP = 12  # big enough that the image, not the interpreter, dominates the growth
 
@@ -194,12 +193,9 @@ def main() -> None:
     result = {
         "server": measure_server(args.home, args.max_bytes, args.max_pixels, args.images, args.rounds),
         "components": components,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        **machine(),
     }
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write(OUT, result)
 
 
 if __name__ == "__main__":
