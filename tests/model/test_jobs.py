@@ -25,7 +25,7 @@ def test_version_records_run_metrics_and_alias(tiny_model):
     assert float(mv.tags["val_q60_auroc"]) == pytest.approx(
         reports["evaluate"]["metrics_q60"]["overall"]["auroc"], abs=1e-3
     )
-    assert len(mv.tags["data_digest"]) == 64
+    assert len(mv.tags[registry.TAG_DATA_DIGEST]) == 64
     assert registry.alias_version(ref.name, "production") == ref.version
     run = client.get_run(ref.run_id)
     assert {"val_auroc", "val_faces_auroc", "val_coco-imagenet-sd_auroc", "train_seconds"} <= set(run.data.metrics)
@@ -76,4 +76,4 @@ def test_trains_from_a_data_snapshot(tmp_path, manifest):
     assert r.data.tags["aidetect.snapshot.digest"] == snap["digest"]
     assert [d.dataset.digest for d in r.inputs.dataset_inputs] == [snap["digest"][:32]]
     mv = client.get_model_version("aidetect", "1")
-    assert mv.tags["data_digest"] == snap["digest"]
+    assert mv.tags[registry.TAG_DATA_DIGEST] == snap["digest"]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from aidetect.settings import get_settings
-from model.etl.fakeapi import FakeSocial
+from aidetect.testing.fakeapi import FakeSocial
 from model.etl.store import Store
 from model.manifest import ManifestError, read_manifest, subsample
 

@@ -1,4 +1,4 @@
-"""model/etl/cli.py: `aidetect data import|snapshot|stats` and `aidetect ingest`, end to end on a temp home."""
+"""aidetect/cli_data.py: `aidetect data import|snapshot|stats` and `aidetect ingest`, end to end on a temp home."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from model.etl.cli import data_app, ingest_app
+from aidetect.cli_data import data_app, ingest_app
 from model.manifest import read_manifest
 
 

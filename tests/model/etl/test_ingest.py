@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from aidetect.testing.fakeapi import Fault
 from model.etl.connectors import get_connector
 from model.etl.connectors.base import Http
 from model.etl.db import Cursor, Sighting
 from model.etl.db import Image as ImageRow
-from model.etl.fakeapi import Fault
 from model.etl.ingest import Report, ingest_source, parse_duration, run_every
 from model.etl.store import Store, StoreError
 
@@ -198,7 +198,7 @@ def _cli_env(fake, tmp_path) -> dict:
     return env
 
 
-INGEST = "import sys; from model.etl.cli import ingest_app; ingest_app(prog_name='aidetect ingest')"
+INGEST = "import sys; from aidetect.cli_data import ingest_app; ingest_app(prog_name='aidetect ingest')"
 
 
 @pytest.mark.slow

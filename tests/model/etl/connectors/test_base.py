@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from aidetect.testing.fakeapi import Fault
 from model.etl.connectors import SOURCES, ConnectorError, get_connector
 from model.etl.connectors.base import Http
-from model.etl.fakeapi import Fault
 
 # Where each platform's fake answers page requests (for fault injection).
 PAGE_PATH = {

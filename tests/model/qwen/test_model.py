@@ -18,7 +18,7 @@ from model.qwen import modeling as M  # noqa: E402
 from model.qwen.config import ConfigError, QwenConfig, load_config  # noqa: E402
 from model.qwen.synthetic import write_synthetic_manifest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY_YAML = REPO / "configs" / "qwen2vl_tiny.yaml"
 QLORA_YAML = REPO / "configs" / "qwen2vl_qlora.yaml"
 

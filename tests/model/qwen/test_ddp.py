@@ -15,7 +15,7 @@ pytest.importorskip("peft")
 
 from model.qwen.synthetic import write_synthetic_manifest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 

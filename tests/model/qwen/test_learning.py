@@ -11,7 +11,7 @@ pytest.importorskip("peft")
 
 from aidetect.settings import get_settings  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHANCE_BAND = 0.65  # 255 val images: chance AUROC has sd ~0.036, so 0.65 is > 4 sd above 0.5
 
 
