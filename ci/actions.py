@@ -42,11 +42,3 @@ def write_outputs(outputs: dict) -> Path | None:
 def append_summary(markdown: str) -> Path | None:
     return _append("GITHUB_STEP_SUMMARY", markdown.rstrip() + "\n\n")
 
-
-def git_sha() -> str | None:
-    """The commit being built: GITHUB_SHA in Actions, else the checkout's HEAD."""
-    if sha := os.environ.get("GITHUB_SHA"):
-        return sha
-    from model.jobs import git_sha as head
-
-    return head()

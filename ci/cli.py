@@ -36,9 +36,9 @@ REPO = typer.Option(None, "--gitops-repo", help="git checkout with gitops/ [env 
 
 
 def _errors():
+    from ci.errors import StepError
     from ci.gitops_pin import PinError
     from ci.gitrepo import GitError
-    from ci.steps import StepError
     from model.manifest import ManifestError
     from model.registry import RegistryError
 
@@ -84,8 +84,7 @@ def should_retrain(
     tracking_uri: str = TRACKING,
 ) -> None:
     """Decide whether to retrain now. Exit 0: yes; 1: no; either way, print why (and write `retrain`, `reason`)."""
-    from ci.steps import gather_signals
-    from ci.triggers import Thresholds
+    from ci.triggers import Thresholds, gather_signals
     from ci.triggers import should_retrain as decide
 
     settings = _settings(tracking_uri)
@@ -116,7 +115,7 @@ def retrain(
 
     A version already trained from the same commit, data digest and recipe is reused, not retrained.
     """
-    from ci.steps import retrain as run
+    from ci.retrain import retrain as run
 
     settings = _settings(tracking_uri)
     try:
@@ -139,7 +138,7 @@ def evaluate(
     Exit 0: it passed (promote it); 1: rejected, with the reasons. The Markdown report goes to
     $GITHUB_STEP_SUMMARY and MLflow (gate/report.md); the decision is tagged on the version.
     """
-    from ci.steps import evaluate as run
+    from ci.measure import evaluate as run
 
     settings = _settings(tracking_uri)
     try:
@@ -163,7 +162,7 @@ def promote(
     tracking_uri: str = TRACKING,
 ) -> None:
     """Move a gated version one stage on: the alias, then the pin in gitops/ and its commit."""
-    from ci.steps import promote as run
+    from ci.promote import promote as run
 
     settings = _settings(tracking_uri)
     try:
@@ -185,7 +184,7 @@ def rollback(
 ) -> None:
     """Move a stage's alias and pin back to the version it held before. Re-running with the same
     --version changes nothing."""
-    from ci.steps import rollback as run
+    from ci.promote import rollback as run
 
     settings = _settings(tracking_uri)
     try:
@@ -198,7 +197,7 @@ def rollback(
 @app.command()
 def status(gitops_repo: Path = REPO, tracking_uri: str = TRACKING) -> None:
     """Which version holds each alias, and which each overlay pins."""
-    from ci.steps import status as run
+    from ci.promote import status as run
 
     try:
         out = run(_settings(tracking_uri), _config(gitops_repo=gitops_repo))

@@ -13,11 +13,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.registry import CHALLENGER
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The path a model takes, in order; each stage is promoted from the one before it.
 STAGES = ("staging", "canary", "production")
-CHALLENGER = "challenger"
 
 
 class CIConfig(BaseSettings):

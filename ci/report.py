@@ -1,7 +1,7 @@
 """The gate's Markdown report: decision first, then every number behind it.
 
     md = gate_report(decision, challenger, production, eval_set, rules)
-    Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a").write(md)   # steps.py does this
+    Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a").write(md)   # ci/measure.py does this
 
 Pure: takes plain data, returns a string. The same text is the Actions job summary and an MLflow artifact.
 """
@@ -9,6 +9,7 @@ Pure: takes plain data, returns a string. The same text is the Actions job summa
 from __future__ import annotations
 
 from ci.gate import Check, Decision, GateRules
+from model.registry import model_uri
 
 _LABELS = {
     "auroc_floor": "AUROC floor",
@@ -128,7 +129,7 @@ def commit_message(action: str, name: str, version: str, stage: str, metrics: di
         f"q60 {_f(metrics.get('auroc_q60'))}, FPR {_f(metrics.get('fpr'))}"
     )
     body = [
-        f"models:/{name}/{version} replaces " + (f"v{previous}" if previous else "nothing") + f" in {stage}.",
+        f"{model_uri(name, version)} replaces " + (f"v{previous}" if previous else "nothing") + f" in {stage}.",
         "",
     ]
     for key in ("eval_set", "data_digest", "git_sha", "gate"):

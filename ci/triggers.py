@@ -3,7 +3,7 @@
     signals = Signals(event="schedule", moderator_labels=340, drift=0.05, model_age_days=2.0)
     go, reasons = should_retrain(signals, Thresholds(feedback=200, drift=0.2, max_age_days=7))
 
-Signals and where they come from (steps.py gathers them):
+Signals and where they come from (gather_signals reads them):
     event            GITHUB_EVENT_NAME: push (a merge to main) and workflow_dispatch always retrain
     moderator_labels moderator labels recorded since the latest data snapshot (ETL database, `labels` table),
                      or `moderator_labels` in a signals JSON
@@ -104,3 +104,35 @@ def count_moderator_labels(store) -> int:
 def age_days(created_ms: int, now: dt.datetime | None = None) -> float:
     now = now or dt.datetime.now(dt.UTC)
     return (now.timestamp() * 1000 - created_ms) / 86_400_000
+
+
+def gather_signals(settings, event: str, signals_file: Path | None, drift: float | None,
+                   moderator_labels: int | None, use_store: bool) -> Signals:
+    """Explicit inputs first (flags, then the JSON file); the ETL database and registry fill the rest."""
+    from ci.errors import StepError
+    from model import registry
+
+    if signals_file is None and drift is None:
+        default = Path(settings.home).expanduser() / "monitoring" / "drift.json"  # `aidetect monitor drift`
+        signals_file = default if default.is_file() else None
+    found = read_signals_json(signals_file) if signals_file else {}
+    if drift is not None:
+        found["drift"] = drift
+    if moderator_labels is not None:
+        found["moderator_labels"] = moderator_labels
+    if "moderator_labels" not in found and use_store:
+        from model.etl.store import Store, StoreError
+
+        try:
+            store = Store.open(settings.store_url, settings.object_store, settings=settings)
+            try:
+                found["moderator_labels"] = count_moderator_labels(store)
+            finally:
+                store.close()
+        except StoreError as e:
+            raise StepError(f"cannot count moderator labels: {e}") from None
+    registry.configure(settings)
+    prod = registry.alias_version(settings.model_name, settings.production_alias)
+    age = age_days(registry.get_version(settings.model_name, prod).creation_timestamp) if prod else None
+    return Signals(event=event, moderator_labels=found.get("moderator_labels"), drift=found.get("drift"),
+                   model_age_days=age, has_production=prod is not None)

@@ -66,7 +66,7 @@ def export_version(settings: Settings, version: str, move_aliases: bool = False)
 
     registry.configure(settings)
     name = settings.model_name
-    bundle, ref = registry.load_detector(f"models:/{name}/{version}")
+    bundle, ref = registry.load_detector(registry.model_uri(name, version))
     if bundle.onnx is not None:
         raise RegistryError(f"{ref.uri} already has an ONNX export ({bundle.export_info['runtime']}); nothing to do")
     images = parity_images(settings, bundle)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -31,34 +30,6 @@ def flat_metrics(report: dict, prefix: str = "val") -> dict[str, float]:
     return out
 
 
-def git_sha() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def log_training_data(manifest: Path) -> str:
-    """Record what the run learned from: a data snapshot as the run's dataset input, or a plain
-    manifest by content hash. Returns the digest the model version is tagged with."""
-    import hashlib
-
-    if manifest.with_name("snapshot.json").is_file():
-        from model.etl.snapshots import log_snapshot_input, read_sidecar
-
-        log_snapshot_input(manifest)
-        return read_sidecar(manifest)[1]["digest"]
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    mlflow.set_tag("aidetect.manifest.sha256", digest)
-    return digest
-
-
 def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef, dict]:
     """Train the CPU detector, log everything to MLflow, register a new model version."""
     from model.manifest import read_manifest
@@ -71,9 +42,9 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
     with mlflow.start_run(experiment_id=exp_id, run_name="train-cnn") as run:
         mlflow.log_params(flat_params(cfg))
         mlflow.log_param("manifest", str(settings.manifest))
-        data_digest = log_training_data(settings.manifest)
-        if sha := git_sha():
-            mlflow.set_tag("git_sha", sha)
+        data_digest = registry.log_data_input(settings.manifest)
+        if sha := registry.git_sha():
+            mlflow.set_tag(registry.TAG_GIT_SHA, sha)
         bundle, report = fit(cfg, settings.manifest, progress, cache=settings.home / "cache")
         bundle.info["run_id"] = run.info.run_id
         for i, loss in enumerate(report["losses"]):
@@ -88,10 +59,10 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
             info.model_uri,
             settings.model_name,
             tags={
-                "val_auroc": f"{overall['auroc']:.4f}",
-                "git_sha": sha or "",
-                "detector": cfg.spec.arch,
-                "data_digest": data_digest,
+                registry.TAG_VAL_AUROC: f"{overall['auroc']:.4f}",
+                registry.TAG_GIT_SHA: sha or "",
+                registry.TAG_DETECTOR: cfg.spec.arch,
+                registry.TAG_DATA_DIGEST: data_digest,
             },
         )
     log.info("registered %s from run %s", ref.uri, run.info.run_id)
@@ -111,6 +82,30 @@ def rendered_eval_set(settings: Settings, per_group: int | None = None):
     return cached_set(settings.home / "cache", "eval", n, 0, settings.manifest)
 
 
+def evaluate_and_log(settings: Settings, bundle, ref: ModelRef, manifest: Path, samples, split: str = "val",
+                     out_dir: Path | None = None, progress=None, nonphoto=None, run_name: str | None = None,
+                     tags: dict | None = None) -> tuple[dict, str]:
+    """Evaluate a loaded version on `samples` (as is and at JPEG q60) and log it as one MLflow run: metrics
+    prefixed by the split, the full result, group tables and plots. The one path `aidetect evaluate` and
+    `aidetect ci evaluate` share. Returns (model.evaluate result, run id)."""
+    from model.evaluate import evaluate_bundle, log_to_mlflow
+
+    exp_id = registry.ensure_experiment(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(out_dir or tmp)
+        result = evaluate_bundle(bundle, manifest, out, split=split, samples=samples, progress=progress,
+                                 nonphoto=nonphoto)
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"evaluate-v{ref.version}") as run:
+            mlflow.set_tags({"model_name": ref.name, "model_version": ref.version, **(tags or {})})
+            mlflow.log_params({"eval_manifest": str(manifest), "eval_split": split, "eval_n": len(samples)})
+            mlflow.log_metrics(flat_metrics(result["metrics"], split))
+            mlflow.log_metrics(flat_metrics(result["metrics_q60"], f"{split}_q60"))
+            mlflow.log_metric(f"{split}_fpr_at_threshold", result["fp_rate_at_high"])
+            mlflow.log_dict(result, "evaluation.json")
+            log_to_mlflow(result, out)  # groups with intervals, tables, plots
+    return result, run.info.run_id
+
+
 def evaluate_and_promote(
     settings: Settings,
     uri: str | None = None,
@@ -120,34 +115,25 @@ def evaluate_and_promote(
 ) -> tuple[ModelRef, dict]:
     """Evaluate a registered version on the val split (as is and re-encoded at JPEG q60),
     log metrics and plots to MLflow, and give it the production alias if nobody holds it."""
-    from model.evaluate import evaluate_bundle, log_to_mlflow
     from model.manifest import read_manifest, subsample
 
     registry.configure(settings)
-    uri = uri or f"models:/{settings.model_name}/latest"
+    uri = uri or registry.model_uri(settings.model_name, "latest")
     bundle, ref = registry.load_detector(uri)
-    exp_id = registry.ensure_experiment(settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(out_dir or tmp)
-        samples = read_manifest(settings.manifest, split="val")
-        if per_group:
-            samples = subsample(samples, per_group)
-        nonphoto = rendered_eval_set(settings, per_group)
-        result = evaluate_bundle(bundle, settings.manifest, out, samples=samples, progress=progress, nonphoto=nonphoto)
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"evaluate-v{ref.version}") as run:
-            mlflow.set_tags({"model_name": ref.name, "model_version": ref.version})
-            mlflow.log_metrics(flat_metrics(result["metrics"], "val"))
-            mlflow.log_metrics(flat_metrics(result["metrics_q60"], "val_q60"))
-            mlflow.log_dict(result, "evaluation.json")
-            log_to_mlflow(result, out)
+    samples = read_manifest(settings.manifest, split="val")
+    if per_group:
+        samples = subsample(samples, per_group)
+    nonphoto = rendered_eval_set(settings, per_group)
+    result, run_id = evaluate_and_log(settings, bundle, ref, settings.manifest, samples, "val", out_dir, progress,
+                                      nonphoto)
     overall, q60 = result["metrics"]["overall"], result["metrics_q60"]["overall"]
     registry.set_version_tags(
         ref,
         {
-            "eval_run_id": run.info.run_id,
-            "val_auroc": f"{overall['auroc']:.4f}",
-            "val_q60_auroc": f"{q60['auroc']:.4f}",
-            "thresholds": json.dumps(bundle.thresholds),
+            registry.TAG_EVAL_RUN_ID: run_id,
+            registry.TAG_VAL_AUROC: f"{overall['auroc']:.4f}",
+            registry.TAG_VAL_Q60_AUROC: f"{q60['auroc']:.4f}",
+            registry.TAG_THRESHOLDS: json.dumps(bundle.thresholds),
         },
     )
     holder = registry.alias_version(ref.name, settings.production_alias)
@@ -158,5 +144,5 @@ def evaluate_and_promote(
     else:
         result["promoted"] = False
     result["production_version"] = holder or ref.version
-    result["eval_run_id"] = run.info.run_id
+    result["eval_run_id"] = run_id
     return ref, result

@@ -3,16 +3,23 @@
     configure(settings)                 # tracking + registry URIs, experiment with local artifacts
     ref = resolve("models:/aidetect@production")   # -> ModelRef(name, version, uri)
     bundle, ref = load_detector(settings.resolved_model_uri)
+    ref = version_ref("aidetect", "3")            # models:/aidetect/3, the one place that string is built
 
-Every failure a user can cause (no such model, alias unset, registry unreachable) is a
+The registry contract lives here and nowhere else: model URIs, the stage -> alias mapping, every
+version tag name (TAG_*), the commit a version came from (git_sha) and how a run records its data
+(log_data_input). Every failure a user can cause (no such model, alias unset, registry unreachable) is a
 RegistryError with a message saying what to do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -24,6 +31,83 @@ log = logging.getLogger(__name__)
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+|latest)$")
+
+
+CHALLENGER = "challenger"  # alias of the version the loop just trained, before the gate
+
+# Version tags. Written by model.jobs (train, evaluate) and the ci loop; read by ci, the report and export.
+TAG_GIT_SHA = "git_sha"
+TAG_DETECTOR = "detector"
+TAG_VAL_AUROC = "val_auroc"
+TAG_VAL_Q60_AUROC = "val_q60_auroc"
+TAG_THRESHOLDS = "thresholds"
+TAG_EVAL_RUN_ID = "eval_run_id"
+TAG_DATA_DIGEST = "data.digest"
+TAG_DATA_DIGEST_LEGACY = "data_digest"  # what `aidetect train` wrote before; still read for those versions
+TAG_DATA_SNAPSHOT = "data.snapshot"
+TAG_DATA_MANIFEST = "data.manifest"
+TAG_TRAIN_KEY = "ci.train_key"
+TAG_EVAL_DIGEST = "ci.eval.digest"
+TAG_EVAL_METRICS = "ci.eval.metrics"
+TAG_EVAL_AUROC = "ci.eval.auroc"
+TAG_EVAL_AUROC_Q60 = "ci.eval.auroc_q60"
+TAG_EVAL_FPR = "ci.eval.fpr"
+TAG_GATE = "ci.gate"  # passed | rejected
+TAG_GATE_REASON = "ci.gate.reason"
+TAG_GATE_AGAINST = "ci.gate.against"
+TAG_GATE_EVAL = "ci.gate.eval_digest"
+TAG_GATE_KEY = "ci.gate.key"  # evaluation set + incumbent + rules the decision was made with
+TAG_GATE_RUN_ID = "ci.gate.run_id"
+# Per-stage tags: f"{TAG_REPLACED}.{stage}" (see stage_tag)
+TAG_REPLACED = "ci.replaced"  # the version this one replaced in the stage
+TAG_RESTORED = "ci.restored"  # the version a rollback took out to put this one back
+TAG_ROLLED_BACK = "ci.rolled_back"  # when this version was rolled back out of the stage
+SNAPSHOT_ARTIFACTS = "data-snapshot"  # artifact folder of a training run: the snapshot's manifest and sidecar
+
+
+def model_uri(name: str, version: str | int) -> str:
+    return f"models:/{name}/{version}"
+
+
+def version_ref(name: str, version: str | int, run_id: str | None = None) -> ModelRef:
+    return ModelRef(name, str(version), model_uri(name, version), run_id)
+
+
+def stage_alias(settings: Settings, stage: str) -> str:
+    """The registry alias a stage holds: production's is configurable (AIDETECT_PRODUCTION_ALIAS)."""
+    return settings.production_alias if stage == "production" else stage
+
+
+def stage_tag(tag: str, stage: str) -> str:
+    return f"{tag}.{stage}"
+
+
+def data_digest(tags: dict) -> str | None:
+    return tags.get(TAG_DATA_DIGEST) or tags.get(TAG_DATA_DIGEST_LEGACY)
+
+
+def git_sha() -> str | None:
+    """The commit being built: GITHUB_SHA in Actions, else the checkout's HEAD, else None."""
+    if sha := os.environ.get("GITHUB_SHA"):
+        return sha
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def log_data_input(manifest: Path) -> str:
+    """Record what the active run learned from: a data snapshot as the run's dataset input, or a plain
+    manifest by content hash. Returns the digest the model version is tagged with (TAG_DATA_DIGEST)."""
+    if manifest.with_name("snapshot.json").is_file():
+        from model.etl.snapshots import log_snapshot_input, read_sidecar
+
+        log_snapshot_input(manifest)
+        return read_sidecar(manifest)[1]["digest"]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    mlflow.set_tag("aidetect.manifest.sha256", digest)
+    return digest
 
 
 class RegistryError(RuntimeError):
@@ -77,7 +161,7 @@ def register(model_uri: str, name: str, tags: dict | None = None) -> ModelRef:
         mv = mlflow.register_model(model_uri, name, tags=tags or {})
     except MlflowException as e:
         raise RegistryError(f"could not register {model_uri} as {name}: {_short(e)}") from None
-    return ModelRef(name, str(mv.version), f"models:/{name}/{mv.version}", mv.run_id)
+    return version_ref(name, mv.version, mv.run_id)
 
 
 def resolve(uri: str) -> ModelRef:
@@ -100,7 +184,7 @@ def resolve(uri: str) -> ModelRef:
         raise RegistryError(f"{uri} cannot be resolved: {_short(e)}") from None
     except OSError as e:  # connection refused and friends, from a remote registry
         raise RegistryError(f"registry unreachable while resolving {uri}: {e}") from None
-    return ModelRef(mv.name, str(mv.version), f"models:/{mv.name}/{mv.version}", mv.run_id)
+    return version_ref(mv.name, mv.version, mv.run_id)
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -116,6 +200,32 @@ def set_alias(name: str, alias: str, version: str) -> None:
         _client().set_registered_model_alias(name, alias, version)
     except MlflowException as e:
         raise RegistryError(f"could not set {name}@{alias} -> {version}: {_short(e)}") from None
+
+
+def get_version(name: str, version: str):
+    """The registry's ModelVersion (tags, run_id, creation time); RegistryError when it cannot be read."""
+    try:
+        return _client().get_model_version(name, version)
+    except MlflowException as e:
+        raise RegistryError(f"{model_uri(name, version)} cannot be read: {_short(e)[:200]}") from None
+
+
+def version_tags(name: str, version: str) -> dict:
+    return dict(get_version(name, version).tags or {})
+
+
+def find_version_by_tag(name: str, key: str, value: str):
+    """Newest version of `name` whose tag `key` equals `value`, or None (also when the model does not exist)."""
+    try:
+        versions = _client().search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    hits = [v for v in versions if (v.tags or {}).get(key) == value]
+    return max(hits, key=lambda v: int(v.version), default=None)
+
+
+def delete_version_tag(ref: ModelRef, key: str) -> None:
+    _client().delete_model_version_tag(ref.name, ref.version, key)
 
 
 def set_version_tags(ref: ModelRef, tags: dict) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ci.actions import append_summary, format_outputs, git_sha, write_outputs
+from ci.actions import append_summary, format_outputs, write_outputs
 
 
 def test_outputs_are_key_value_lines_and_multiline_values_use_a_delimiter(tmp_path, monkeypatch):
@@ -30,7 +30,3 @@ def test_summary_appends(tmp_path, monkeypatch):
     append_summary("## two\n")
     assert s.read_text() == "## one\n\n## two\n\n"
 
-
-def test_git_sha_prefers_github_sha(monkeypatch):
-    monkeypatch.setenv("GITHUB_SHA", "f" * 40)
-    assert git_sha() == "f" * 40

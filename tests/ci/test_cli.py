@@ -1,4 +1,4 @@
-"""ci/cli.py and the parts of ci/steps.py that need no server: the evaluation set it picks, one-line errors."""
+"""ci/cli.py and the parts of the ci steps that need no server: the evaluation set it picks, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from aidetect.cli import app
 from aidetect.settings import Settings
 from ci.config import CIConfig, previous_stage
-from ci.steps import StepError, resolve_eval_set
+from ci.errors import StepError
+from ci.snapshot import resolve_eval_set
 
 
 def write_manifest(path, splits):

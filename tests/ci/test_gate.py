@@ -83,7 +83,7 @@ def test_groups_are_compared_and_a_nan_group_is_skipped_not_an_error():
 
 
 def test_gate_metrics_hold_groups_never_a_single_label_source():
-    from ci.steps import gate_metrics
+    from ci.measure import gate_metrics
 
     nan = float("nan")
     m = {"n": 10.0, "auroc": 0.9, "auroc_ci": [0.8, 0.95]}

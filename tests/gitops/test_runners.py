@@ -129,7 +129,7 @@ def test_every_in_cluster_job_has_scratch_at_its_aidetect_home_and_nothing_share
             template = _job_template(scale_sets[label], runners)
             volume, mount_path = _home_mount(template)
             assert mount_path == home, f"{job_id}: AIDETECT_HOME {home}, scratch mounted at {mount_path}"
-            # Steps hand artefacts over through MLflow and the object store (ci/steps.py fetch_snapshot).
+            # Steps hand artefacts over through MLflow and the object store (ci/snapshot.py fetch_snapshot).
             assert "emptyDir" in volume and volume["emptyDir"].get("sizeLimit"), (job_id, volume)
             assert not [v for v in template["spec"]["volumes"] if "persistentVolumeClaim" in v], job_id
     assert not [o for o in runners if o["kind"] == "PersistentVolumeClaim"]
