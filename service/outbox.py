@@ -22,6 +22,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+import tenacity
+
 log = logging.getLogger(__name__)
 
 
@@ -106,16 +108,30 @@ class Flusher:
         self._wake.set()
 
     def _run(self) -> None:
-        delay = self.interval
         while not self._stop.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
+            self._nap(self.interval)
             try:
-                self.box.drain(self.handler)
-                if self.failing:
-                    log.warning("database is back: outbox flushed")
-                self.failing, delay = False, self.interval
-            except Exception as e:  # the database is down or refusing: keep records, retry later
-                if not self.failing:
-                    log.warning("cannot flush detection records (kept in %s): %s", self.box.path, e)
-                self.failing, delay = True, min(max(delay * 2, 1.0), 10.0)
+                for attempt in self._retrying():
+                    with attempt:
+                        self.box.drain(self.handler)
+            except tenacity.RetryError:  # stopped while the database was down: the records stay in the file
+                return
+            if self.failing:
+                log.warning("database is back: outbox flushed")
+            self.failing = False
+
+    def _retrying(self) -> tenacity.Retrying:
+        """Drain until it works (the database is down or refusing: keep records, back off 1 s to 10 s); a poke
+        cuts a wait short, stop() ends it."""
+
+        def note(state: tenacity.RetryCallState) -> None:
+            if not self.failing:
+                log.warning("cannot flush detection records (kept in %s): %s", self.box.path, state.outcome.exception())
+            self.failing = True
+
+        return tenacity.Retrying(stop=lambda state: self._stop.is_set(), wait=tenacity.wait_exponential(min=1, max=10),
+                                 sleep=self._nap, before_sleep=note)
+
+    def _nap(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()

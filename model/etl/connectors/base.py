@@ -20,7 +20,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
-import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
+import tenacity
 
 from model.etl.items import Item
 
@@ -84,35 +84,43 @@ class Http:
         # ...and that signal a bad token without a 401 (the Graph API: 400 with error code 190).
         self.auth_failed: Callable[[httpx.Response], bool] = lambda resp: False
 
+    def _retrying(self, failure: str) -> tenacity.Retrying:
+        """Attempts of one call: a _Retry from the body waits (its Retry-After, else backoff) and goes again;
+        after max_retries it becomes ConnectorError(failure + the last reason). Anything else goes straight up."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            err = state.outcome.exception()
+            return err.wait if err.wait is not None else _BACKOFF(state)
+
+        def warn(state: tenacity.RetryCallState) -> None:
+            log.warning("%s: %s; retrying in %.1fs", self.name, state.outcome.exception(), state.upcoming_sleep)
+
+        def give_up(state: tenacity.RetryCallState):
+            raise ConnectorError(f"{failure} after {state.attempt_number} attempts ({state.outcome.exception()})")
+
+        return tenacity.Retrying(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=wait,
+                                 retry=tenacity.retry_if_exception_type(_Retry), sleep=self.sleep,
+                                 before_sleep=warn, retry_error_callback=give_up)
+
     def request(self, method: str, url: str, **kw) -> httpx.Response:
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                resp = self.client.request(method, url, **kw)
-            except (httpx.TransportError, httpx.TimeoutException) as e:
-                last = f"{type(e).__name__}: {e}"
-                wait = self._backoff(attempt)
-            else:
+        for attempt in self._retrying(f"{self.name}: {_short(url)} still failing"):
+            with attempt:
+                try:
+                    resp = self.client.request(method, url, **kw)
+                except (httpx.TransportError, httpx.TimeoutException) as e:
+                    raise _Retry(f"{type(e).__name__}: {e} from {_short(url)}") from None
                 if resp.status_code == 429 or (resp.status_code >= 400 and self.rate_limited(resp)):
-                    last = f"{resp.status_code} rate limited"
-                    wait = self._retry_after(resp, attempt)
-                elif resp.status_code >= 500:
-                    last = f"{resp.status_code} {resp.reason_phrase}"
-                    wait = self._backoff(attempt)
-                elif resp.status_code in (401, 403) or (resp.status_code >= 400 and self.auth_failed(resp)):
+                    raise _Retry(f"{resp.status_code} rate limited from {_short(url)}", self._retry_after(resp))
+                if resp.status_code >= 500:
+                    raise _Retry(f"{resp.status_code} {resp.reason_phrase} from {_short(url)}")
+                if resp.status_code in (401, 403) or (resp.status_code >= 400 and self.auth_failed(resp)):
                     raise ConnectorError(
                         f"{self.name}: access denied ({resp.status_code}) at {_short(url)}: "
                         f"{_api_message(resp)}; check {self.auth_hint}"
                     )
-                elif resp.status_code >= 400:
+                if resp.status_code >= 400:
                     raise ConnectorError(f"{self.name}: {resp.status_code} from {_short(url)}: {_api_message(resp)}")
-                else:
-                    return resp
-            if attempt == self.max_retries:
-                break
-            log.warning("%s: %s from %s; retrying in %.1fs", self.name, last, _short(url), wait)
-            self.sleep(wait)
-        raise ConnectorError(f"{self.name}: {_short(url)} still failing after {self.max_retries + 1} attempts ({last})")
+                return resp
 
     def json(self, method: str, url: str, **kw):
         resp = self.request(method, url, **kw)
@@ -123,17 +131,16 @@ class Http:
 
     def download(self, url: str, max_bytes: int) -> bytes:
         """Media bytes, streamed so a huge file is refused before it fills memory."""
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                with self.client.stream("GET", url) as resp:
-                    if resp.status_code == 429:
-                        last, wait = "429 Too Many Requests", self._retry_after(resp, attempt)
-                    elif resp.status_code >= 500:
-                        last, wait = f"{resp.status_code} {resp.reason_phrase}", self._backoff(attempt)
-                    elif resp.status_code >= 400:
-                        raise ConnectorError(f"{self.name}: media {resp.status_code} at {_short(url)}")
-                    else:
+        for attempt in self._retrying(f"{self.name}: media {_short(url)} failed"):
+            with attempt:
+                try:
+                    with self.client.stream("GET", url) as resp:
+                        if resp.status_code == 429:
+                            raise _Retry("429 Too Many Requests", self._retry_after(resp))
+                        if resp.status_code >= 500:
+                            raise _Retry(f"{resp.status_code} {resp.reason_phrase}")
+                        if resp.status_code >= 400:
+                            raise ConnectorError(f"{self.name}: media {resp.status_code} at {_short(url)}")
                         declared = int(resp.headers.get("content-length") or 0)
                         if declared > max_bytes:
                             raise MediaTooLarge(f"media is {declared} bytes; the limit is {max_bytes}")
@@ -144,17 +151,12 @@ class Http:
                                 raise MediaTooLarge(f"media exceeds the {max_bytes}-byte limit")
                             chunks.append(chunk)
                         return b"".join(chunks)
-            except (httpx.TransportError, httpx.TimeoutException) as e:
-                last, wait = f"{type(e).__name__}: {e}", self._backoff(attempt)
-            if attempt == self.max_retries:
-                break
-            self.sleep(wait)
-        raise ConnectorError(f"{self.name}: media {_short(url)} failed after {self.max_retries + 1} attempts ({last})")
+                except (httpx.TransportError, httpx.TimeoutException) as e:
+                    raise _Retry(f"{type(e).__name__}: {e}") from None
 
-    def _backoff(self, attempt: int) -> float:
-        return min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)
-
-    def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+    def _retry_after(self, resp: httpx.Response, attempt: int = 0) -> float | None:
+        """Seconds the platform asked to wait (Retry-After, seconds or a date; X's reset epoch), capped at
+        max_wait; None when it said nothing, so the backoff decides. No library reads these headers."""
         value = resp.headers.get("retry-after")
         wait = None
         if value:
@@ -168,9 +170,19 @@ class Http:
                 wait = float(resp.headers["x-rate-limit-reset"]) - time.time()
             except ValueError:
                 wait = None
-        if wait is None:
-            wait = self._backoff(attempt)
-        return max(0.0, min(wait, self.max_wait))
+        return None if wait is None else max(0.0, min(wait, self.max_wait))
+
+
+class _Retry(Exception):
+    """One failed attempt worth another: why, and how long the platform asked to wait (None: back off)."""
+
+    def __init__(self, why: str, wait: float | None = None):
+        super().__init__(why)
+        self.wait = wait
+
+
+# Equal jitter: half of 2^n seconds for sure, the other half at random; at most 60 s.
+_BACKOFF = tenacity.wait_exponential(multiplier=0.5, max=30) + tenacity.wait_random_exponential(multiplier=0.5, max=30)
 
 
 def _short(url: str) -> str:
