@@ -44,25 +44,21 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
         raise fail(problem)
 
 
-from aidetect import commands  # noqa: E402
+from aidetect import cli_data, cli_models, cli_prompts, cli_qwen, commands  # noqa: E402
 
 commands.register(app)
 
-# --- sub-applications of other areas register here (one line each) ---
+# --- every command group registers here, the composition root: model/ holds no CLI (tests/test_layers.py) ---
 from ci.cli import app as ci_app  # noqa: E402
 from infra.cli import app as infra_app  # noqa: E402
-from model.etl.cli import data_app, ingest_app  # noqa: E402
-from model.models_cli import app as models_app  # noqa: E402
-from model.prompts.cli import app as prompts_app  # noqa: E402
-from model.qwen.cli import app as qwen_app  # noqa: E402
 from service.cli import keys_app, moderators_app, monitor_app, predict, records_app  # noqa: E402
 
 app.add_typer(infra_app, name="infra")
-app.add_typer(qwen_app, name="qwen")
-app.add_typer(models_app, name="models")
-app.add_typer(prompts_app, name="prompts")
-app.add_typer(ingest_app, name="ingest")
-app.add_typer(data_app, name="data")
+app.add_typer(cli_qwen.app, name="qwen")
+app.add_typer(cli_models.app, name="models")
+app.add_typer(cli_prompts.app, name="prompts")
+app.add_typer(cli_data.ingest_app, name="ingest")
+app.add_typer(cli_data.data_app, name="data")
 app.add_typer(ci_app, name="ci")
 app.add_typer(keys_app, name="keys")
 app.add_typer(moderators_app, name="moderators")

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aidetect.settings import get_settings  # noqa: E402
+from aidetect.testing.fakeapi import FakeSocial  # noqa: E402
 from model.etl.connectors import get_connector  # noqa: E402
 from model.etl.connectors.base import Http  # noqa: E402
-from model.etl.fakeapi import FakeSocial  # noqa: E402
 from model.etl.ingest import ingest_source  # noqa: E402
 from model.etl.store import Store  # noqa: E402
 from model.manifest import read_manifest  # noqa: E402

@@ -2,7 +2,6 @@
 
     aidetect train                                   # configs/cnn_baseline.yaml defaults
     aidetect train --epochs 1 --per-group 20         # a quick small run
-    python -m model.train                            # the same, without the CLI
 
 One pass reads top to bottom: load data -> build network -> train -> score val ->
 calibrate + thresholds -> metrics per source -> MLflow (params, metrics, model, version).
@@ -235,13 +234,3 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = No
     }
     bundle.info = {"val_metrics": metrics["overall"], "train_seconds": round(t_train, 1), "calibration_split": cal_how}
     return bundle, report
-
-
-def main() -> None:  # pragma: no cover - convenience entry; the CLI is the documented way
-    from aidetect.cli import app
-
-    app(["train"])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

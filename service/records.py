@@ -336,7 +336,7 @@ class Records:
                     d.model_name, d.model_version = r["model_name"], str(r["model_version"])
 
     def _image_row(self, r: dict) -> Image:
-        from model.etl.ingest import phash_hex
+        from model.etl.hashing import phash_hex
         from model.etl.objects import object_key
         from model.preprocess import decode_image
 
@@ -525,7 +525,7 @@ class Records:
             keys = [img.object_key for img in doomed]
             s.execute(delete(Image).where(Image.sha256.in_([img.sha256 for img in doomed])))
         for key in keys:  # after the commit: a crash in between leaves bytes without a row, never the reverse
-            deleted_objects += _delete_object(self.store.objects, key)
+            deleted_objects += int(self.store.objects.delete(key))
         return {"detections_expired": len(stale), "images_deleted": len(keys), "objects_deleted": deleted_objects}
 
     # --- drift reports ---
@@ -600,19 +600,3 @@ def _detection_dict(d: Detection) -> dict:
         "provenance": d.provenance,
         "kept": d.kept,
     }
-
-
-def _delete_object(objects, key: str) -> int:
-    """The object store API has no delete (ingest never needs one); the two stores it has are handled here."""
-    local = objects.local_path(key)
-    if local is not None:
-        try:
-            local.unlink()
-            return 1
-        except FileNotFoundError:
-            return 0
-    client = getattr(objects, "client", None)
-    if client is not None:
-        client.delete_object(Bucket=objects.bucket, Key=objects._key(key))
-        return 1
-    return 0

@@ -1,7 +1,9 @@
-"""Which third-party distributions a command group can import, read from the source (no imports run).
+"""What the project's modules import, read from the source (no imports run): third-party distributions per
+command group (tests/test_extras.py), and imports that cross a layer (tests/test_layers.py).
 
     from aidetect.testing.importgraph import undeclared
     undeclared(Path("."), ["ci.cli"], allowed={"mlflow", "boto3", ...})   # -> {"zizmor": ["ci/actions.py"]}
+    layer_violations(Path("."), "model", forbidden=["service"])          # -> ["model/x.py: service.y"]
 
 Walks the project's own modules from a group's registering module, following imports at any depth
 (function-level imports run too, just later: that is how a missing package bit after six minutes of
@@ -165,3 +167,26 @@ def undeclared(
         elif not candidates & allowed:
             bad[top] = f"from {'/'.join(sorted(candidates))}, imported by {', '.join(sorted(files))}"
     return bad
+
+
+def _under(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def layer_violations(root: Path, package: str, forbidden: Iterable[str], allowed: Iterable[str] = ()) -> list[str]:
+    """`file: name` for each import in `package` (under `root`) of a module under `forbidden` and not under
+    `allowed`, at any depth (a function-level import breaks a layer as surely as a top-level one)."""
+    forbidden, allowed = tuple(forbidden), tuple(allowed)
+    out = []
+    for path in sorted((root / package).rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        names = imported_names(path.read_text(), module, path.name == "__init__.py")
+        for name in sorted(names):
+            if not _under(name, forbidden) or _under(name, allowed):
+                continue
+            # `from aidetect import settings` also yields the bare package `aidetect`: judge the longer name.
+            if any(other.startswith(name + ".") and _under(other, allowed) for other in names):
+                continue
+            out.append(f"{path.relative_to(root)}: {name}")
+    return out

@@ -7,11 +7,11 @@
 
 Modules, one job each:
     objects.py      content-addressed image bytes (local directory or S3)
+    hashing.py      sha256 and perceptual hashes, as ingest and the service file images
     db.py           SQLAlchemy tables; migrations/ holds their Alembic history
     store.py        the store API (metadata + objects) that ingest, loaders and the service use
     connectors/     one module per platform behind one interface
     ingest.py       fetch -> check -> dedupe -> quarantine -> store, page by page
     loaders.py      CIFAKE, COCOFake and manifest layouts -> the same rows
     snapshots.py    sticky splits, manifest CSV + JSON sidecar, MLflow dataset input
-    fakeapi.py      a loopback server speaking each platform's API (tests and the benchmark)
 """

@@ -3,6 +3,7 @@
     objects = open_objects("/srv/aidetect/objects")        # or "s3://bucket/prefix"
     key = objects.put(sha256_hex, data)                   # idempotent: same bytes, same key
     objects.local_path(key)                               # a file path, where the store has one
+    objects.delete(key)                                   # erasure (the service's retention); ingest never deletes
 
 Writes are atomic (temporary file + rename locally; a single PUT on S3), so a process killed
 mid-write leaves either nothing or the whole object, never a torn one under the real key. For
@@ -38,6 +39,7 @@ class Objects(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def local_path(self, key: str) -> Path | None: ...
+    def delete(self, key: str) -> bool: ...
 
 
 class LocalObjects:
@@ -74,6 +76,14 @@ class LocalObjects:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def delete(self, key: str) -> bool:
+        """Remove an object (erasure requests); False when it was not there."""
+        try:
+            self._path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
 
 
 class S3Objects:
@@ -125,6 +135,14 @@ class S3Objects:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def delete(self, key: str) -> bool:
+        """Remove an object (erasure requests); S3 does not say whether it existed, so True."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as e:
+            raise ObjectStoreError(f"cannot delete {key} from {self.url}: {e}") from None
+        return True
 
 
 def open_objects(spec: str | Path, client=None) -> Objects:

@@ -137,7 +137,7 @@ def test_ingest_cronjob_runs_in_the_image(cpu_image, manifest, tmp_path):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from model.etl.fakeapi import FakeSocial
+    from aidetect.testing.fakeapi import FakeSocial
 
     container = _cronjob_container()
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
@@ -179,7 +179,7 @@ def test_gpu_variant_installs_and_imports_the_qwen_stage(cpu_image, tmp_path):
     """Built with the CPU torch wheel: proves the GPU extras install and import (CUDA builds in the workflow)."""
     images.build(GPU, variant="gpu", work=tmp_path)
     probe = _run(
-        GPU, "-c", "import transformers, peft, accelerate, openai, model.qwen.cli; print('ok')", entrypoint="python"
+        GPU, "-c", "import transformers, peft, accelerate, openai, aidetect.cli_qwen; print('ok')", entrypoint="python"
     )
     assert probe.returncode == 0 and probe.stdout.strip() == "ok", probe.stderr
     qwen = _run(GPU, "qwen", "--help")

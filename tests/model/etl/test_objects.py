@@ -18,6 +18,7 @@ def test_local_put_is_idempotent_and_atomic(tmp_path):
     assert objects.local_path(key) == (tmp_path / "objects" / key).resolve()
     assert not list((tmp_path / "objects").rglob(".tmp-*"))  # no temporary file left behind
     assert not objects.exists(object_key("0" * 64))
+    assert objects.delete(key) and not objects.exists(key) and not objects.delete(key)
 
 
 def test_s3_round_trip(s3_client):
@@ -33,6 +34,8 @@ def test_s3_round_trip(s3_client):
     objects.put(sha, data)  # idempotent
     assert len(s3_client.list_objects_v2(Bucket="aidetect-images")["Contents"]) == 1
     assert not objects.exists(object_key("f" * 64))
+    assert objects.delete(key) and not objects.exists(key)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket="aidetect-images")  # the prefixed key went
 
 
 def test_s3_errors_are_clear(s3_client):

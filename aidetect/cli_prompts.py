@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 from aidetect.errors import fail as _fail
-
-from .bank import DEFAULT_BANK_PATH, PromptBankError, builtin_bank, load_bank, save_bank
+from model.prompts.bank import DEFAULT_BANK_PATH, PromptBankError, builtin_bank, load_bank, save_bank
 
 app = typer.Typer(
     help="Prompt bank for the Qwen detector: generate with OpenAI (cached in the repo), show.",
@@ -43,7 +42,7 @@ def generate(
     """
     import os
 
-    from .generate import generate_bank
+    from model.prompts.generate import generate_bank
 
     try:
         if builtin or not os.environ.get("OPENAI_API_KEY"):

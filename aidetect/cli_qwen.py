@@ -31,9 +31,8 @@ def _user_errors():
     from model.manifest import ManifestError
     from model.preprocess import ImageError
     from model.prompts.bank import PromptBankError
+    from model.qwen.config import ConfigError
     from model.registry import RegistryError
-
-    from .config import ConfigError
 
     return (ConfigError, ManifestError, ImageError, PromptBankError, RegistryError, FileNotFoundError)
 
@@ -58,10 +57,9 @@ def train(
     import logging
 
     from aidetect.settings import get_settings
-
-    from .config import load_config
-    from .tracking import log_and_register
-    from .train import train as run_training
+    from model.qwen.config import load_config
+    from model.qwen.tracking import log_and_register
+    from model.qwen.train import train as run_training
 
     logging.getLogger().setLevel(logging.INFO)
     try:
@@ -85,7 +83,7 @@ def train(
 
 
 def _load(model_uri: str | None, bundle: Path | None):
-    from .detector import QwenDetector
+    from model.qwen.detector import QwenDetector
 
     if (model_uri is None) == (bundle is None):
         raise _fail("give exactly one of --model-uri or --bundle")
@@ -181,12 +179,11 @@ def fit_thresholds(
 
     from aidetect.settings import get_settings
     from model.manifest import ManifestError, read_manifest, subsample
+    from model.qwen.config import QwenConfig
+    from model.qwen.data import manifest_path
+    from model.qwen.stage_fit import fit_and_store
+    from model.qwen.thresholds import summary
     from model.registry import configure
-
-    from .config import QwenConfig
-    from .data import manifest_path
-    from .stage_fit import fit_and_store
-    from .thresholds import summary
 
     logging.getLogger().setLevel(logging.WARNING)
     try:
