@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from model.etl.connectors.base import Connector, ConnectorError, MediaTooLarge
 from model.etl.db import Image, Sighting, utcnow
+from model.etl.hashing import phash_hex, sha256_hex
 from model.etl.items import Item
-from model.etl.objects import ObjectStoreError, sha256_hex
+from model.etl.objects import ObjectStoreError
 from model.etl.store import PhashIndex, Store, StoreError, hash_author
 from model.preprocess import ImageError, PreprocessConfig, decode_image
 from model.provenance import extract_provenance, weak_label
@@ -65,12 +66,6 @@ class Report:
             "error": self.error,
             **dict(self.counts),
         }
-
-
-def phash_hex(img) -> str:
-    import imagehash
-
-    return str(imagehash.phash(img))
 
 
 @dataclass(frozen=True)
