@@ -55,6 +55,17 @@ def _megapixels(n: int) -> str:
     return f"{n / 1e6:.1f} MP"
 
 
+def image_format(data: bytes) -> str | None:
+    """Pillow's name for the container (JPEG, PNG, WEBP, GIF, ...), from the header alone; None when Pillow
+    does not recognise the bytes. The one image-type sniffer: ingest records it, the moderator page serves by it."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            # A camera's MPO is a JPEG with more pictures appended: what browsers and the store know it as.
+            return "JPEG" if img.format == "MPO" else img.format
+    except Exception:  # Pillow raises many types for hostile headers
+        return None
+
+
 def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Image.Image:
     """Decode untrusted bytes into an RGB image upright per EXIF, or raise ImageError."""
     if not data:

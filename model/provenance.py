@@ -82,6 +82,8 @@ def extract_provenance(data: bytes) -> dict:
     try:
         data = bytes(data or b"")
         meta = _Meta()
+        # Magic bytes, not Pillow's format: provenance is read from truncated or hand-built containers too,
+        # which Image.open refuses.
         if data.startswith(b"\x89PNG\r\n\x1a\n"):
             _walk_png(data, meta)
         elif data.startswith(b"\xff\xd8"):

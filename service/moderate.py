@@ -34,19 +34,14 @@ class LabelIn(BaseModel):
     label: str
 
 
-MAGIC = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF8", "image/gif"),
-    (b"RIFF", "image/webp"),
-)
-
-
 def image_type(data: bytes) -> str:
-    for magic, mime in MAGIC:
-        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
-            return mime
-    return "application/octet-stream"
+    """The MIME type Pillow reads from the header, when it names an image; else a download."""
+    from PIL import Image
+
+    from model.preprocess import image_format
+
+    mime = Image.MIME.get(image_format(data) or "", "")
+    return mime if mime.startswith("image/") else "application/octet-stream"
 
 
 def _page(name: str) -> str:

@@ -32,7 +32,7 @@ from model.etl.hashing import phash_hex, sha256_hex
 from model.etl.items import Item
 from model.etl.objects import ObjectStoreError
 from model.etl.store import PhashIndex, Store, StoreError, hash_author
-from model.preprocess import ImageError, PreprocessConfig, decode_image
+from model.preprocess import ImageError, PreprocessConfig, decode_image, image_format
 from model.provenance import extract_provenance, weak_label
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class Ingestor:
             size_bytes=len(data),
             width=a.width,
             height=a.height,
-            format=_sniff_format(data),
+            format=image_format(data),
             phash=ph,
             source=item.source,
             origin=_clip(item.origin or item.post_url, 1000),
@@ -230,18 +230,6 @@ class Ingestor:
 
 def _clip(value: str | None, n: int) -> str | None:
     return None if value is None else str(value)[:n]
-
-
-def _sniff_format(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG"):
-        return "PNG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:3] == b"GIF":
-        return "GIF"
-    return None
 
 
 def process_batch(

@@ -148,3 +148,13 @@ def test_giant_bomb_refused_at_open_with_413():
     with pytest.raises(ImageError) as e:
         decode_image(bomb, PreprocessConfig(max_pixels=10**10))
     assert e.value.status == 413 and "bomb" in e.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+def test_image_format_is_pillows_name_from_the_header(fmt):
+    from model.preprocess import image_format
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, fmt)
+    assert image_format(buf.getvalue()) == fmt
+    assert image_format(b"%PDF-1.7 not an image") is None and image_format(b"") is None
