@@ -7,7 +7,7 @@
     train.py     the trainer (single process or torchrun DDP)
     bundle.py    a model version on disk; tracking.py logs/loads it through MLflow
     detector.py  QwenDetector: score / explain
-    cli.py       `aidetect qwen train|score|explain|serve`
+    (its command group, `aidetect qwen ...`, is aidetect/cli_qwen.py: model/ holds no CLI)
 
 Importing this package loads no ML library; the modules import torch/transformers themselves.
 """
