@@ -103,3 +103,28 @@ def _quiet_env():
     # Tests never reach for a user's real store.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     yield
+
+
+# Fixtures that train a model or start servers, clusters or test hosts. A test that uses one is slow
+# whether or not it says so, so `pytest -m "not slow"` (the inner loop) leaves it out by itself.
+HEAVY_FIXTURES = frozenset(
+    {
+        "tiny_model",
+        "detector_server",
+        "detector_with",
+        "postgres",
+        "pg_url",
+        "registry_server",
+        "secure_server",
+        "test_hosts",
+        "tiny_result",  # tests/bench/test_qwen_gpu.py: the GPU benchmark run at tiny scale
+        "old_store",  # tests/model/test_export.py: trains a model registered without an export
+        "trained",  # tests/model/qwen/test_model.py: a tiny Qwen2-VL trained a few steps
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -30,6 +30,7 @@ def test_each_command_explains_itself(cmd):
     assert r.returncode == 0 and len(r.stdout) > 200 and "--" in r.stdout
 
 
+@pytest.mark.slow
 def test_missing_manifest_is_one_line_exit_2(tmp_path):
     r = run("train", "--manifest", str(tmp_path / "none.csv"), "--home", str(tmp_path))
     assert r.returncode == 2
@@ -37,12 +38,14 @@ def test_missing_manifest_is_one_line_exit_2(tmp_path):
     assert lines[-1].startswith("aidetect: error: manifest not found") and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_serve_without_a_model_is_one_line(tmp_path):
     r = run("serve", "--home", str(tmp_path), "--port", "1")
     assert r.returncode == 2
     assert "aidetect: error:" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_registry_is_one_line(tmp_path):
     env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
     r = run("serve", "--tracking-uri", "http://127.0.0.1:9", "--port", "1", env=env)

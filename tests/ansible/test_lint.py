@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
@@ -27,6 +28,7 @@ def role_defaults(role: str) -> dict:
     return yaml.safe_load((ANSIBLE_DIR / "roles" / role / "defaults" / "main.yml").read_text()) or {}
 
 
+@pytest.mark.slow
 def test_readme_check_block_passes(tmp_path):
     block = readme_block("Checks")
     assert "ansible-lint --offline --profile production" in block and "--syntax-check" in block

@@ -39,6 +39,7 @@ def tiny_result(tmp_path_factory) -> dict:
     return json.loads(files[0].read_text())
 
 
+@pytest.mark.slow
 def test_json_names_the_machine_versions_and_settings(tiny_result):
     env = tiny_result["environment"]
     assert tiny_result["device"] == env["device"] == "cpu"
@@ -88,6 +89,7 @@ def test_scaling_says_one_gpu_is_not_enough_instead_of_estimating(tiny_result):
     assert "nothing estimated" in scaling["reason"]
 
 
+@pytest.mark.slow
 def test_7b_without_cuda_exits_2_with_one_line(tmp_path):
     proc = run("--size", "7b", "--out-dir", str(tmp_path), timeout=120)
     assert proc.returncode == 2

@@ -74,6 +74,7 @@ def test_stages_follow_one_path():
         (["ci", "evaluate", "--version", "42"], "models:/aidetect/42 cannot be read"),
     ],
 )
+@pytest.mark.slow
 def test_user_errors_are_one_line(tmp_path, args, words):
     env = {"AIDETECT_HOME": str(tmp_path), "AIDETECT_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
     result = CliRunner().invoke(app, args, env=env)
@@ -82,6 +83,7 @@ def test_user_errors_are_one_line(tmp_path, args, words):
     assert lines[-1].startswith("aidetect: error: ") and words in lines[-1] and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_should_retrain_exit_codes_and_outputs(tmp_path):
     out = tmp_path / "out"
     signals = tmp_path / "signals.json"
@@ -97,6 +99,7 @@ def test_should_retrain_exit_codes_and_outputs(tmp_path):
     assert r.exit_code == 0 and "no model holds production" in r.output
 
 
+@pytest.mark.slow
 def test_should_retrain_reads_the_monitors_drift_json_by_default(tmp_path):
     (tmp_path / "monitoring").mkdir()
     (tmp_path / "monitoring" / "drift.json").write_text(json.dumps({"max_psi": 0.42, "features": {}}))

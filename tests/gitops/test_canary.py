@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from test_state import egress_allowed, find, ingress_allowed
 
 
@@ -23,6 +24,7 @@ def passes(condition: str, value: float) -> bool:
     return eval(condition.replace("result[0]", repr(value)))  # noqa: S307 - the pattern above admits only a comparison
 
 
+@pytest.mark.slow
 def test_an_idle_canary_fails_the_analysis(overlays):
     traffic = metric("traffic", overlays)
     query = traffic["provider"]["prometheus"]["query"]

@@ -61,6 +61,7 @@ def _run(script: str, cwd, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow
 def test_pin_steps_write_tags_and_digests_into_the_chosen_overlays(workflow, tmp_path):
     shutil.copytree(GITOPS, tmp_path / "gitops")
     staging_before = {c["image"] for o in render(GITOPS / "apps/detector/overlays/staging")

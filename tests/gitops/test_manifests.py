@@ -56,6 +56,7 @@ def test_shared_crd_schemas_are_present():
         f"CRD schemas not found at {root}; set AIDETECT_CRD_SCHEMAS to the k8s-crd-schemas folder")
 
 
+@pytest.mark.slow
 def test_core_objects_validate_against_kubernetes_1_32_strict(all_objects):
     errors = []
     checked = 0

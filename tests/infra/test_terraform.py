@@ -87,12 +87,14 @@ def test_validate_catches_an_attribute_the_provider_does_not_have(tmp_path, offl
     assert any("flavour" in d.get("detail", "") + d.get("summary", "") for d in report["diagnostics"])
 
 
+@pytest.mark.slow
 def test_terraform_test_passes_with_mock_provider(workdir, offline):
     result = terraform(["test", "-no-color"], workdir, offline, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed, 0 failed" in result.stdout
 
 
+@pytest.mark.slow
 def test_terraform_test_fails_when_the_floating_ip_moves_to_a_worker(tmp_path, offline):
     work = copy_config(tmp_path / "terraform")
     main = work / "main.tf"

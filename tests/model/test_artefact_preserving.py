@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from model.bundle import DetectorBundle, score_arrays
@@ -54,6 +55,7 @@ def test_augment_never_resamples_a_pixel_when_only_crop_rotate_and_flip():
     assert masked.shape == (32, 32, 3) and masked.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_trains_a_step_exports_to_onnx_and_round_trips(tmp_path):
     cfg = load_config(RECIPE, epochs=1, batch_size=8, bf16=False)
     cfg = replace(cfg, spec=replace(cfg.spec, pretrained=False), pre=PreprocessConfig(size=64),

@@ -45,6 +45,7 @@ def _manifest(tmp_path):
     return m
 
 
+@pytest.mark.slow
 def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
     manifest = _manifest(tmp_path)
     bundle = DetectorBundle(net=build_network(DetectorSpec(pretrained=False)).eval(), pre=PreprocessConfig(size=48),

@@ -61,6 +61,7 @@ def serve_scores(settings, images: list[bytes]):
     return api, [api.encode_response(o)["score"] for o in out]
 
 
+@pytest.mark.slow
 def test_old_version_serves_on_torch_and_says_how_to_export(old_store, manifest, caplog):
     with caplog.at_level(logging.WARNING, logger="service.api"):
         api, scores = serve_scores(old_store, jpegs(manifest))
@@ -69,6 +70,7 @@ def test_old_version_serves_on_torch_and_says_how_to_export(old_store, manifest,
     assert all(0.0 < s < 1.0 for s in scores)
 
 
+@pytest.mark.slow
 def test_models_export_registers_a_new_version_that_serves_on_onnx(old_store, manifest):
     _, torch_scores = serve_scores(old_store, jpegs(manifest))
     env = {"AIDETECT_HOME": str(old_store.home), "AIDETECT_MANIFEST": str(manifest)}

@@ -51,6 +51,7 @@ def test_eval_memes_caption_photos_training_never_saw(manifest):
     assert train and ev and not train & ev
 
 
+@pytest.mark.slow
 def test_cli_writes_a_manifest_in_the_shared_columns(tmp_path, manifest):
     out = tmp_path / "np"
     env_cmd = aidetect_cmd("data", "nonphoto", "--out", str(out), "--split", "eval", "--n", "2",
@@ -72,6 +73,7 @@ def test_write_set_refuses_memes_without_photos(tmp_path):
         write_set(tmp_path, "train", 1, kinds=["meme"])
 
 
+@pytest.mark.slow
 def test_training_pipeline_learns_from_rendered_nonphotos(tmp_path, manifest):
     from model.dataset import load_arrays
     from model.train import load_config, training_samples

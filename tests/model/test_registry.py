@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 
 import mlflow
+import pytest
 
 from aidetect.settings import Settings
 from model import registry
@@ -38,6 +39,7 @@ def test_git_sha_prefers_github_sha(monkeypatch):
     assert registry.git_sha() == head
 
 
+@pytest.mark.slow
 def test_log_data_input_hashes_a_plain_manifest(tmp_path):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,label,source,split\na.png,ai,x,train\n")

@@ -44,6 +44,7 @@ def test_tiers_are_seeded_per_image():
         tiers_named(["blur"])
 
 
+@pytest.mark.slow
 def test_a_4000_px_upload_is_decoded_within_limits_downscaled_like_the_data_set_and_scored():
     """Serving does not tile: an upload far larger than the 256 px training images gets the data set's own
     downscale (shorter side to 256 LANCZOS, centre crop), then one forward pass."""

@@ -36,6 +36,7 @@ def bundle(val_images) -> DetectorBundle:
     return b
 
 
+@pytest.mark.slow
 def test_export_matches_torch_on_validation_images(bundle, val_images):
     result = compare_runtimes(bundle, val_images)
     assert result["n"] == len(val_images) >= 50

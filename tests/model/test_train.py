@@ -45,6 +45,7 @@ def synthetic(n=64, size=48, seed=0):
     return np.clip(x, 0, 255).astype(np.uint8), y
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_separates():
     x, y = synthetic()
     cfg = load_config(None, epochs=6, batch_size=16, lr=2e-3, bf16=False)

@@ -262,6 +262,7 @@ def test_scheduled_mode_recollects(fake, tmp_path):
     assert first["stored"] > 0 and second.get("stored", 0) == 0 and second["error"] is None
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(fake, tmp_path):
     env = _cli_env(fake, tmp_path)
     env.pop("X_BEARER_TOKEN")

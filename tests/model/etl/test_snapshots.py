@@ -161,6 +161,7 @@ def test_empty_store_cannot_be_snapshotted(store, tmp_path):
         write_snapshot(store, tmp_path / "snaps")
 
 
+@pytest.mark.slow
 def test_s3_store_snapshot_materializes_relative_paths(s3_client, tmp_path, shared_manifest):
     s3_client.create_bucket(Bucket="snap")
     store = Store.open(f"sqlite:///{tmp_path / 's3.db'}", "s3://snap/img")

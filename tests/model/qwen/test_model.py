@@ -135,6 +135,7 @@ def trained(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 def test_training_writes_a_complete_bundle(trained):
     b = trained.bundle
     for name in ("qwen_config.json", "calibrator.json", "prompt_bank.json", "metrics.json"):
@@ -201,6 +202,7 @@ def test_scores_are_stable_under_jpeg_reencoding_and_resizing(trained):
     assert ai_like - real_like > 0.5
 
 
+@pytest.mark.slow
 def test_logged_to_mlflow_and_loaded_back_through_the_registry(trained, tmp_path, monkeypatch):
     from aidetect.settings import get_settings
     from model.qwen.detector import QwenDetector
@@ -234,6 +236,7 @@ def test_logged_to_mlflow_and_loaded_back_through_the_registry(trained, tmp_path
     assert list(out.columns) == ["score", "verdict"] and 0 <= out["score"][0] <= 1
 
 
+@pytest.mark.slow
 def test_cli_trains_scores_and_explains_with_one_line_errors(trained, tmp_path):
     from typer.testing import CliRunner
 

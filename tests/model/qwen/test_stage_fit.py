@@ -134,6 +134,7 @@ def test_a_bundle_folder_keeps_its_fit_beside_the_adapter(two_stages, tmp_path):
     assert det.thresholds == stored["thresholds"] and det.stage_fit["fitted_on"] == "all-val"
 
 
+@pytest.mark.slow
 def test_unknown_models_fail_with_one_line(tmp_path):
     from typer.testing import CliRunner
 
