@@ -4,14 +4,13 @@ store, served by `aidetect serve` as a real process on a loopback port."""
 from __future__ import annotations
 
 import base64
-import io
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
+from aidetect.testing.pictures import solid
 from model.manifest import read_manifest, subsample
 
 pytestmark = pytest.mark.slow
@@ -73,9 +72,7 @@ def test_served_score_equals_offline_score(detector_server, tiny_model, images):
 
 
 def _png(w, h) -> bytes:
-    buf = io.BytesIO()
-    Image.new("L", (w, h)).save(buf, "PNG", optimize=True)
-    return buf.getvalue()
+    return solid((w, h), color=0, mode="L", optimize=True)  # many pixels in few bytes
 
 
 BAD_INPUTS = {

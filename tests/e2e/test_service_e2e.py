@@ -3,7 +3,6 @@ API keys, limits, metrics, concurrency, a database outage, a SIGKILL mid-load, a
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -11,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
+from aidetect.testing.pictures import solid
 from model.manifest import read_manifest, subsample
 from service.client import ClientError, DetectorClient
 from service.records import Detection, Feedback
@@ -157,9 +156,7 @@ def test_many_concurrent_clients_get_no_5xx_and_every_feedback_is_stored(secure_
 
 
 def _png(seed: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40 + seed % 7, 30), (seed * 37 % 256, seed * 11 % 256, 90)).save(buf, "PNG")
-    return buf.getvalue()
+    return solid((40 + seed % 7, 30), (seed * 37 % 256, seed * 11 % 256, 90))  # a distinct image per seed
 
 
 def test_database_down_detection_continues_into_the_outbox_and_feedback_is_503(secure_server, images):

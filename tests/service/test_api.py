@@ -8,14 +8,9 @@ import pytest
 from PIL import Image
 from starlette.datastructures import FormData, Headers, UploadFile
 
+from aidetect.testing.pictures import solid
 from model.preprocess import ImageError, PreprocessConfig
 from service.api import Decoded, decode, request_bytes
-
-
-def png(w=40, h=30) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (10, 20, 30)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def form(data: bytes, field="image"):
@@ -24,7 +19,7 @@ def form(data: bytes, field="image"):
 
 
 def test_request_bytes_from_form_and_json():
-    data = png()
+    data = solid()
     assert request_bytes(form(data)) == data
     assert request_bytes({"image_b64": base64.b64encode(data).decode()}) == data
 
@@ -47,11 +42,11 @@ def test_request_bytes_errors(payload, words):
 
 def test_decode_returns_errors_instead_of_raising():
     cfg = PreprocessConfig(max_pixels=1000)
-    err = decode(form(png(100, 100)), cfg)
+    err = decode(form(solid((100, 100))), cfg)
     assert isinstance(err, ImageError) and err.status == 413
-    ok = decode(form(png(20, 20)), cfg)
+    ok = decode(form(solid((20, 20))), cfg)
     assert isinstance(ok, Decoded) and ok.x.shape == (3, 256, 256) and (ok.width, ok.height) == (20, 20)
-    assert ok.sha256 == __import__("hashlib").sha256(png(20, 20)).hexdigest()
+    assert ok.sha256 == __import__("hashlib").sha256(solid((20, 20))).hexdigest()
     assert ok.provenance["ai_hint"] is False and np.isfinite(ok.x).all()
 
 

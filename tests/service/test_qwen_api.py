@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import os
 import signal
 import socket
@@ -16,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
+
+from aidetect.testing.pictures import noise as jpeg
 
 pytest.importorskip("peft")
 
@@ -30,13 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 FAST_UNCERTAIN = {"score": 0.55, "verdict": "uncertain", "stage": "fast", "model": {"name": "aidetect"}}
 FAST_CONFIDENT = {"score": 0.02, "verdict": "real", "stage": "fast", "model": {"name": "aidetect"}}
-
-
-def jpeg(seed: int = 0, size=(80, 64)) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
 
 
 def free_port() -> int:

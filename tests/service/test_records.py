@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import uuid
 
 import pytest
-from PIL import Image as PILImage
 
+from aidetect.testing.pictures import solid
 from model.etl.db import Image, LabelEvent
 from model.etl.objects import sha256_hex
 from model.etl.snapshots import write_snapshot
@@ -18,9 +17,7 @@ from service.records import NotFound, Records, agreement, held_back_by_rule, sta
 
 
 def png(seed: int) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (24, 16), (seed % 256, (seed * 7) % 256, 3)).save(buf, "PNG")
-    return buf.getvalue()
+    return solid((24, 16), (seed % 256, (seed * 7) % 256, 3))  # a distinct image per seed
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from PIL import Image
 
 from aidetect.settings import get_settings
 from aidetect.testing.fakeapi import FakeSocial
+from aidetect.testing.pictures import noise
 from model.etl.store import Store
 from model.manifest import ManifestError, read_manifest, subsample
 
@@ -108,14 +109,7 @@ def s3_client(s3_endpoint, monkeypatch):
 
 def jpeg(color=(10, 200, 30), size=(64, 48), quality=90) -> bytes:
     """A distinct picture per `color`: blocky noise seeded by it (flat images would share a perceptual hash)."""
-    import numpy as np
-
-    rng = np.random.default_rng(list(color))
-    blocks = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return noise(list(color), size, quality=quality, block=8)
 
 
 @pytest.fixture(scope="session")
