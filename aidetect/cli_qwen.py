@@ -112,12 +112,7 @@ def score(
     bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
 ) -> None:
     """Calibrated P(AI) and verdict per image (one forward pass, no generation); JSON lines."""
-    try:
-        det = _load(model_uri, bundle)
-        for path, row in zip(images, det.predict(_images(images)), strict=True):
-            typer.echo(json.dumps({"image": str(path), **row}))
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    _predict_lines(images, model_uri, bundle, explain=False)
 
 
 @app.command()
@@ -127,9 +122,13 @@ def explain(
     bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
 ) -> None:
     """Score and explain each image (generation); JSON lines."""
+    _predict_lines(images, model_uri, bundle, explain=True)
+
+
+def _predict_lines(images: list[Path], model_uri: str | None, bundle: Path | None, explain: bool) -> None:
     try:
         det = _load(model_uri, bundle)
-        rows = det.predict(_images(images), explain=[True] * len(images))
+        rows = det.predict(_images(images), explain=[True] * len(images) if explain else None)
         for path, row in zip(images, rows, strict=True):
             typer.echo(json.dumps({"image": str(path), **row}))
     except _user_errors() as e:
