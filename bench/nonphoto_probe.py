@@ -24,9 +24,8 @@ import numpy as np  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
 from model.calibration import apply_calibrator  # noqa: E402
-from model.features import cached_features, compute_features  # noqa: E402
-from model.leave_out import HeadConfig, _calibrate, fit_head, probe_masks  # noqa: E402
-from model.manifest import read_manifest  # noqa: E402
+from model.features import compute_features  # noqa: E402
+from model.leave_out import HeadConfig, _calibrate, fit_head, probe_data, probe_masks  # noqa: E402
 from model.metrics import rate_ci  # noqa: E402
 from model.nonphoto import cached_set  # noqa: E402
 from model.sources import load_sources  # noqa: E402
@@ -52,8 +51,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     settings = get_settings()
     t0 = time.perf_counter()
-    samples = read_manifest(settings.manifest)
-    feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")
+    samples, feats = probe_data(settings)
     x, y, train, cal = probe_masks(samples, feats)
     src = np.array([s.source for s in samples])
     val = np.array([s.split == "val" for s in samples])

@@ -25,9 +25,8 @@ import torch  # noqa: E402
 from aidetect.settings import get_settings  # noqa: E402
 from model.dataset import normalise_batch  # noqa: E402
 from model.evaluate import group_masks  # noqa: E402
-from model.features import TF_SCALING, build_backbone, cached_features, stage_features  # noqa: E402
-from model.leave_out import HeadConfig, fit_head, probe_masks  # noqa: E402
-from model.manifest import read_manifest  # noqa: E402
+from model.features import TF_SCALING, build_backbone, stage_features  # noqa: E402
+from model.leave_out import HeadConfig, fit_head, probe_data, probe_masks  # noqa: E402
 from model.preprocess import decode_image, fit_to_size  # noqa: E402
 from model.robustness import TIERS  # noqa: E402
 
@@ -52,8 +51,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     settings = get_settings()
     t0 = time.perf_counter()
-    samples = read_manifest(settings.manifest)
-    feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")
+    samples, feats = probe_data(settings)
     x, y, train, cal = probe_masks(samples, feats)
     val = np.array([s.split == "val" for s in samples])
     ev_idx = np.flatnonzero(val & ~cal)

@@ -70,6 +70,15 @@ def _calibrate(head, x_cal, y_cal, fpr: float = 0.01) -> tuple[dict, dict]:
     return cal, thresholds_at(apply_calibrator(cal, raw), y_cal, fpr, fpr)
 
 
+def probe_data(settings) -> tuple[list[Sample], FeatureSet]:
+    """The manifest's samples and their frozen features, from the cache under the home (made once)."""
+    from model.features import cached_features
+    from model.manifest import read_manifest
+
+    samples = read_manifest(settings.manifest)
+    return samples, cached_features(settings.manifest, samples, settings.home / "cache" / "features")
+
+
 def probe_masks(samples: list[Sample], feats: FeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(features, targets, train mask, calibration-half mask) of `samples`: what every frozen-feature
     probe starts from. Calibration takes the near-duplicate-grouped half of val (model.splits); the
