@@ -50,17 +50,21 @@ WORKER_COPIES = 7
 HEADROOM = 0.30  # the worst case may use at most 70% of the pod's memory limit
 
 
-async def json_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": message}).encode()
+async def send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    raw = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
             + (headers or []),
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": raw})
+
+
+async def json_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send_json(send, status, {"detail": message}, headers)
 
 
 def declared_length(scope: Scope) -> int | None:

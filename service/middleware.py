@@ -9,11 +9,12 @@ Auth policy (Settings.auth_required):
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.limits import send_json
 
 PROTECTED = "/v1/"
 # Bounded label values: the routes we serve, everything else is "other".
@@ -27,17 +28,6 @@ ENDPOINTS = {
 }
 
 
-async def send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    raw = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-            + (headers or []),
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:
