@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # On 2 CPU cores EfficientNet at 256 px is fastest per image at batch 4-8 (bench/serve_throughput.py).
     max_batch_size: int = Field(default=4, description="dynamic batching: most images per forward pass")
     # On a CPU a single-thread worker's cost per image hardly changes with the batch, so waiting for a batch
-    # to fill only adds latency; under load the queue fills batches by itself (service/batching.py).
+    # to fill only adds latency; under load the queue fills batches by itself (service/litserve_compat.py).
     batch_timeout: float = Field(
         default=0.0, description="dynamic batching: seconds to wait for a batch to fill; 0 = take what is queued"
     )

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, decode_image, fit_to_size, to_array
 from model.provenance import extract_provenance
-from service.batching import default_loop
+from service.litserve_compat import default_loop
 
 log = logging.getLogger(__name__)
 

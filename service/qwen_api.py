@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, PreprocessConfig, decode_image
-from service.batching import default_loop
+from service.litserve_compat import default_loop
 
 log = logging.getLogger(__name__)
 

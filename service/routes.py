@@ -214,9 +214,9 @@ class Cascade:
 
 
 def build_router(server, lit_api, state) -> APIRouter:
-    from litserve.server import RegularRequestHandler
+    from service.litserve_compat import worker_submitter
 
-    handler = RegularRequestHandler(lit_api, server)
+    to_worker = worker_submitter(server, lit_api)
     settings = state.settings
     collector = StateCollector(
         queue_size=lambda: state.records.get().queue_size(),
@@ -229,7 +229,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     cascade = Cascade(settings, state.outbox)
 
     async def submit(data: bytes, key_id: str | None):
-        fast = await handler.handle_request({"data": data, "key_id": key_id}, dict)
+        fast = await to_worker({"data": data, "key_id": key_id})
         return await cascade(fast, data)
 
     @router.post(

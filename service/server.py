@@ -21,6 +21,7 @@ from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import FORM_TYPES, ImageBodyMiddleware, body_limit
 from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
+from service.litserve_compat import drop_routes
 from service.middleware import AuthMiddleware, MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
@@ -78,7 +79,7 @@ def build_server(settings: Settings) -> ls.LitServer:
     app.title, app.version = "aidetect", "1"
     app.description = "Tell whether an image was made by AI. Auth, limits and errors: docs/api.md."
     # Our /v1/detect (routes.py) reads the body and hands LitServe's queue the bytes and the caller's key id.
-    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in ("/v1/detect", "/")]
+    drop_routes(app, ("/v1/detect", "/"))
     _text_health(app)
     app.include_router(build_router(server, api, state))
     app.include_router(build_moderator_router(state))

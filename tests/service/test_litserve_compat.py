@@ -1,4 +1,5 @@
-"""The blocking batch collector against a real queue: what it takes, when it returns, how it stops."""
+"""The LitServe internals the service uses (service/litserve_compat.py), pinned to the installed version:
+the blocking batch collector against a real queue, and the request handler against a real worker."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import threading
 import time
 from types import SimpleNamespace
 
+import litserve
 import pytest
 from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from litserve.utils import LitAPIStatus
 
-from service.batching import collate_blocking
+from service.litserve_compat import PINNED, collate_blocking
+
+
+def test_litserve_is_the_pinned_version():
+    # service/litserve_compat.py reaches into LitServe's private names; a new version may have moved them.
+    assert litserve.__version__ == PINNED, (
+        f"LitServe {litserve.__version__} is installed but service/litserve_compat.py is written for {PINNED}: "
+        "read LitServe's loops/base.py, loops/simple_loops.py and server.py RegularRequestHandler, adapt the "
+        "module, run these tests, then move PINNED (and pyproject's pin) together"
+    )
 
 
 class Loop:
@@ -91,3 +102,32 @@ def test_the_shutdown_sentinel_stops_the_loop(position):
     q.put(_SENTINEL_VALUE)
     with pytest.raises(_StopLoopError):
         collate_blocking(Loop(), api(), q, None, idle_wait=1)
+
+
+@pytest.mark.slow
+def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_loop():
+    import asyncio
+
+    import litserve as ls
+    from fastapi.testclient import TestClient
+    from litserve.utils import wrap_litserve_start
+
+    from aidetect.testing.echo_api import EchoAPI
+    from service.litserve_compat import BlockingBatchedLoop, drop_routes, worker_submitter
+
+    api = EchoAPI(max_batch_size=4, batch_timeout=0.05, api_path="/v1/echo", loop=BlockingBatchedLoop())
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
+    drop_routes(server.app, ("/v1/echo",))
+    assert all(getattr(r, "path", None) != "/v1/echo" for r in server.app.router.routes)
+    submit = worker_submitter(server, api)
+
+    @server.app.post("/v1/echo")
+    async def echo(n: int):
+        return await asyncio.gather(*(submit({"data": n + i}) for i in range(3)))
+
+    with wrap_litserve_start(server) as s, TestClient(s.app) as client:
+        r = client.post("/v1/echo", params={"n": 10})
+    assert r.status_code == 200
+    answers = r.json()
+    assert [a["twice"] for a in answers] == [20, 22, 24]  # each request its own answer, in order
+    assert max(a["batch"] for a in answers) > 1  # queued together, taken as one batch

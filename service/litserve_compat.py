@@ -1,0 +1,113 @@
+"""Every use of LitServe's private internals, in one place, for LitServe 0.2.19 (PINNED).
+
+    loop = default_loop(max_batch_size)       # what a LitAPI of ours runs in its worker
+    submit = worker_submitter(server, api)    # await submit({"data": b"...", "key_id": None}) -> the answer
+    drop_routes(server.app, ("/v1/detect", "/"))
+
+LitServe's public API (LitAPI, LitServer) covers a server whose routes LitServe owns. Ours reads the body
+itself (service/body.py) and hands the worker bytes, and its workers wait on the queue instead of polling
+it, so it reaches past that API: the request handler, the batched loop and their status values. Those
+names carry no stability promise, so they live here alone, and tests/service/test_litserve_compat.py pins
+the version and exercises each one: an upgrade fails there, loudly, before it fails in a request.
+
+The blocking batch collector: LitServe 0.2's `collate_requests` polls the request queue (a
+multiprocessing Manager queue, so every poll is a round trip to the manager process) with 1 ms timeouts,
+and an empty batch sends it straight back to polling. An idle server therefore burnt about a quarter of a
+core across the manager and the workers (measured on 2 cores), and a busy one lost the same to polling
+between forward passes. Here a worker waits in one blocking read for the first request, then gives the
+batch `batch_timeout` seconds from that first arrival to fill, and always takes what is already queued,
+up to `max_batch_size`. Everything else (timeouts, START status, the stop sentinel) is LitServe's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from queue import Empty
+
+import litserve
+from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
+from litserve.loops.simple_loops import BatchedLoop
+from litserve.server import RegularRequestHandler
+from litserve.utils import LitAPIStatus, LoopResponseType
+
+log = logging.getLogger(__name__)
+
+PINNED = "0.2.19"  # the LitServe whose internals this module was written against and is tested on
+IDLE_WAIT_S = 1.0  # longest single wait for a first request; the loop then simply waits again
+
+__all__ = [
+    "PINNED",
+    "BlockingBatchedLoop",
+    "collate_blocking",
+    "default_loop",
+    "drop_routes",
+    "worker_submitter",
+]
+
+if litserve.__version__ != PINNED:  # serve anyway (the tests are the gate), but say what is untested
+    log.warning("LitServe %s is installed; service/litserve_compat.py is written for %s", litserve.__version__, PINNED)
+
+
+def collate_blocking(loop, lit_api, request_queue, transport, idle_wait: float = IDLE_WAIT_S):
+    """(payloads, timed_out_uids) as LitServe's collate_requests returns them."""
+    payloads: list = []
+    timed_out: list = []
+    apply_timeout = lit_api.request_timeout not in (-1, False)
+
+    def take(item) -> None:
+        if item == _SENTINEL_VALUE:
+            raise _StopLoopError()
+        response_queue_id, uid, timestamp, x_enc = item
+        loop.put_response(
+            transport=transport,
+            response_queue_id=response_queue_id,
+            uid=uid,
+            response_data=(),
+            status=LitAPIStatus.START,
+            response_type=LoopResponseType.REGULAR,
+        )
+        if apply_timeout and time.monotonic() - timestamp > lit_api.request_timeout:
+            timed_out.append((response_queue_id, uid))
+        else:
+            payloads.append((response_queue_id, uid, x_enc))
+
+    try:
+        take(request_queue.get(timeout=idle_wait))
+    except Empty:
+        return payloads, timed_out
+    fill_until = time.monotonic() + lit_api.batch_timeout
+    while len(payloads) + len(timed_out) < lit_api.max_batch_size:
+        remaining = fill_until - time.monotonic()
+        try:
+            item = request_queue.get(timeout=remaining) if remaining > 0 else request_queue.get_nowait()
+        except Empty:
+            break
+        take(item)
+    return payloads, timed_out
+
+
+class BlockingBatchedLoop(BatchedLoop):
+    def get_batch_requests(self, lit_api, request_queue, transport):
+        return collate_blocking(self, lit_api, request_queue, transport)
+
+
+def default_loop(max_batch_size: int):
+    """The loop a LitAPI of ours runs: the blocking one when it batches, LitServe's choice otherwise."""
+    return BlockingBatchedLoop() if max_batch_size > 1 else "auto"
+
+
+def worker_submitter(server, lit_api):
+    """An async function that puts one payload on `lit_api`'s worker queue and returns the worker's answer
+    (what encode_response made), as LitServe's own route would, without LitServe reading the body."""
+    handler = RegularRequestHandler(lit_api, server)
+
+    async def submit(payload: dict):
+        return await handler.handle_request(payload, dict)
+
+    return submit
+
+
+def drop_routes(app, paths: tuple[str, ...]) -> None:
+    """Remove the routes LitServe registered at these paths, so ours (added later) answer there."""
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in paths]
