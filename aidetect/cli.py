@@ -15,19 +15,63 @@ import logging
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from aidetect.errors import fail
 from aidetect.extras import check as extra_problem
 
+# What a user can fix, raised anywhere under any command: it ends as `aidetect: error: <message>` on stderr
+# and exit 2, with no traceback (`aidetect -v` logs it). Anything else is a bug and keeps its traceback.
+# Named, not imported: an exception can only come from a module already loaded, so checking those costs
+# no import (model.registry alone takes 2 s), and a group whose extra is missing cannot break the check.
+# tests/test_cli.py checks that every name imports as an exception.
+USER_ERRORS = (
+    # model/ raises plain ValueError for bad input throughout (no images in a split, unknown runtime, ...);
+    # ManifestError, ImageError, ConfigError, PromptBankError, LoaderError, PinError, SiteError and
+    # InventoryError derive from it.
+    "builtins.ValueError",
+    "builtins.OSError",  # a missing or unreadable file or folder, a full disk
+    "model.registry.RegistryError",
+    "model.etl.store.StoreError",
+    "model.etl.connectors.base.ConnectorError",
+    "ci.errors.StepError",
+    "ci.gitrepo.GitError",
+    "service.records.NotFound",
+    "infra.preflight.InfraError",
+)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether `exc` is one of USER_ERRORS or derives from one."""
+    for name in USER_ERRORS:
+        module, _, attr = name.rpartition(".")
+        cls = getattr(sys.modules.get(module), attr, None)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+class _Root(TyperGroup):
+    """The root group: every command runs inside its invoke, so this is the one place user errors are shown."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_user_error(exc):
+                raise
+            logging.getLogger("aidetect").debug("user error", exc_info=True)
+            raise fail(str(exc)) from None
+
+
 app = typer.Typer(
     name="aidetect",
+    cls=_Root,
     help="Tell whether an image was made by AI: train, evaluate, register and serve detectors.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
 
 
 @app.callback()

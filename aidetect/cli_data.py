@@ -79,17 +79,13 @@ def ingest(
     object_store: str | None = OBJECTS,
 ) -> None:
     """Fetch new posts with images for one query: dedupe, quarantine bad media, store the rest."""
-    from model.etl.connectors import ConnectorError, get_connector
+    from model.etl.connectors import get_connector
     from model.etl.ingest import Policy, ingest_source, parse_duration, run_every
-    from model.etl.store import StoreError
 
-    try:
-        interval = parse_duration(every) if every else None
-        limits = _limits()
-        conn = get_connector(source.lower(), max_media_bytes=limits.max_bytes)
-        store = _open_store(store_url, object_store)
-    except (ValueError, ConnectorError, StoreError) as e:
-        raise _fail(str(e), 2) from None
+    interval = parse_duration(every) if every else None
+    limits = _limits()
+    conn = get_connector(source.lower(), max_media_bytes=limits.max_bytes)
+    store = _open_store(store_url, object_store)
 
     def once():
         report = ingest_source(conn, tag, store, limit=limit, workers=workers, policy=Policy(decode=limits))
@@ -120,17 +116,12 @@ def import_(
     """Import a labelled data set (idempotent); its labels are recorded with origin 'dataset'."""
     from dataclasses import replace
 
-    from model.etl.loaders import DATASET_POLICY, LoaderError, import_items, load_items
-    from model.etl.store import StoreError
-    from model.manifest import ManifestError
+    from model.etl.loaders import DATASET_POLICY, import_items, load_items
 
-    try:
-        store = _open_store(store_url, object_store)
-        items = load_items(fmt.lower(), path, coco=coco, license=license)
-        policy = replace(DATASET_POLICY, decode=_limits())
-        report = import_items(store, items, policy=policy, name=fmt.lower())
-    except (LoaderError, ManifestError, StoreError, OSError) as e:
-        raise _fail(str(e), 2) from None
+    store = _open_store(store_url, object_store)
+    items = load_items(fmt.lower(), path, coco=coco, license=license)
+    policy = replace(DATASET_POLICY, decode=_limits())
+    report = import_items(store, items, policy=policy, name=fmt.lower())
     _emit(report.as_dict())
 
 
@@ -146,14 +137,10 @@ def snapshot(
 ) -> None:
     """Freeze a versioned manifest (path,label,source,split,origin) with sticky, leak-free splits."""
     from model.etl.snapshots import materialize, write_snapshot
-    from model.etl.store import StoreError
 
-    try:
-        store = _open_store(store_url, object_store)
-        info = write_snapshot(store, out, near_distance=near_distance)
-        fetched = materialize(info.csv, store) if materialize_objects else 0
-    except (StoreError, OSError) as e:
-        raise _fail(str(e), 2) from None
+    store = _open_store(store_url, object_store)
+    info = write_snapshot(store, out, near_distance=near_distance)
+    fetched = materialize(info.csv, store) if materialize_objects else 0
     _emit(
         {
             "version": info.version,
@@ -179,25 +166,16 @@ def nonphoto(
     from pathlib import Path
 
     from aidetect.settings import get_settings
-    from model.manifest import ManifestError
     from model.nonphoto import KINDS, SETTINGS, meme_photos, write_set
 
     if split not in SETTINGS:
         raise _fail(f"--split {split!r} is not one of {', '.join(sorted(SETTINGS))}", 2)
-    try:
-        photos = meme_photos(get_settings(**({"manifest": manifest} if manifest else {})).manifest, split)
-        m = write_set(Path(out), split, n, seed, photos)
-    except (ManifestError, OSError) as e:
-        raise _fail(str(e), 2) from None
+    photos = meme_photos(get_settings(**({"manifest": manifest} if manifest else {})).manifest, split)
+    m = write_set(Path(out), split, n, seed, photos)
     _emit({"manifest": str(m), "setting": split, "per_kind": n, "kinds": list(KINDS), "images": n * len(KINDS)})
 
 
 @data_app.command("stats")
 def stats(store_url: str | None = STORE_URL, object_store: str | None = OBJECTS) -> None:
     """Counts by source, label, label origin, split and ingest outcome; top quarantine reasons."""
-    from model.etl.store import StoreError
-
-    try:
-        _emit(_open_store(store_url, object_store).stats())
-    except StoreError as e:
-        raise _fail(str(e), 2) from None
+    _emit(_open_store(store_url, object_store).stats())

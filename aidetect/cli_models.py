@@ -36,14 +36,9 @@ def export(
     """
     from aidetect.settings import get_settings
     from model.export import export_version
-    from model.manifest import ManifestError
-    from model.registry import RegistryError
 
     settings = get_settings(home=home, tracking_uri=tracking_uri, manifest=manifest)
     if not version.isdigit():
         raise fail(f"VERSION must be a version number, not {version!r}")
-    try:
-        result = export_version(settings, version, move_aliases)
-    except (RegistryError, ManifestError, FileNotFoundError, ValueError) as e:
-        raise fail(str(e)) from None
+    result = export_version(settings, version, move_aliases)
     typer.echo(json.dumps(result, indent=2))

@@ -13,15 +13,12 @@ from typing import Annotated
 
 import typer
 
-from aidetect.errors import fail as _fail
-from model.prompts.bank import DEFAULT_BANK_PATH, PromptBankError, builtin_bank, load_bank, save_bank
+from model.prompts.bank import DEFAULT_BANK_PATH, builtin_bank, load_bank, save_bank
 
 app = typer.Typer(
     help="Prompt bank for the Qwen detector: generate with OpenAI (cached in the repo), show.",
     no_args_is_help=True,
 )
-
-
 
 
 @app.command()
@@ -44,16 +41,13 @@ def generate(
 
     from model.prompts.generate import generate_bank
 
-    try:
-        if builtin or not os.environ.get("OPENAI_API_KEY"):
-            if not builtin:
-                typer.echo("OPENAI_API_KEY is not set: writing the built-in bank", err=True)
-            bank = builtin_bank()
-        else:
-            bank = generate_bank(n, n_explanations, model=model, base_url=base_url, seed=seed)
-        path = save_bank(bank, out)
-    except (PromptBankError, OSError) as e:
-        raise _fail(str(e)) from None
+    if builtin or not os.environ.get("OPENAI_API_KEY"):
+        if not builtin:
+            typer.echo("OPENAI_API_KEY is not set: writing the built-in bank", err=True)
+        bank = builtin_bank()
+    else:
+        bank = generate_bank(n, n_explanations, model=model, base_url=base_url, seed=seed)
+    path = save_bank(bank, out)
     typer.echo(
         f"wrote {path}: version {bank.version}, source {bank.source}, "
         f"{len(bank.instruction_prompts)} instruction and {len(bank.explanation_prompts)} explanation prompts"
@@ -66,10 +60,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole bank as JSON")] = False,
 ) -> None:
     """Print the bank in use: version, source, prompts."""
-    try:
-        bank = load_bank(path)
-    except PromptBankError as e:
-        raise _fail(str(e)) from None
+    bank = load_bank(path)
     if as_json:
         typer.echo(json.dumps(bank.to_dict(), indent=2))
         return

@@ -26,17 +26,6 @@ app = typer.Typer(
 )
 
 
-def _user_errors():
-    """Exceptions whose message is meant for the user: printed as one line, no traceback."""
-    from model.manifest import ManifestError
-    from model.preprocess import ImageError
-    from model.prompts.bank import PromptBankError
-    from model.qwen.config import ConfigError
-    from model.registry import RegistryError
-
-    return (ConfigError, ManifestError, ImageError, PromptBankError, RegistryError, FileNotFoundError)
-
-
 @app.command()
 def train(
     config: Annotated[
@@ -62,24 +51,21 @@ def train(
     from model.qwen.train import train as run_training
 
     logging.getLogger().setLevel(logging.INFO)
-    try:
-        cfg = load_config(
-            config,
-            {
-                "max_steps": max_steps,
-                "batch_size": batch_size,
-                "manifest": manifest,
-                "base_model": base_model,
-            },
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run_training(cfg, out or Path(tmp) / "bundle")
-            typer.echo(json.dumps(result.metrics, indent=1))
-            if register:
-                ref = log_and_register(result, get_settings())
-                typer.echo(f"registered {ref.uri}")
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    cfg = load_config(
+        config,
+        {
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "manifest": manifest,
+            "base_model": base_model,
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_training(cfg, out or Path(tmp) / "bundle")
+        typer.echo(json.dumps(result.metrics, indent=1))
+        if register:
+            ref = log_and_register(result, get_settings())
+            typer.echo(f"registered {ref.uri}")
 
 
 def _load(model_uri: str | None, bundle: Path | None):
@@ -126,13 +112,10 @@ def explain(
 
 
 def _predict_lines(images: list[Path], model_uri: str | None, bundle: Path | None, explain: bool) -> None:
-    try:
-        det = _load(model_uri, bundle)
-        rows = det.predict(_images(images), explain=[True] * len(images) if explain else None)
-        for path, row in zip(images, rows, strict=True):
-            typer.echo(json.dumps({"image": str(path), **row}))
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    det = _load(model_uri, bundle)
+    rows = det.predict(_images(images), explain=[True] * len(images) if explain else None)
+    for path, row in zip(images, rows, strict=True):
+        typer.echo(json.dumps({"image": str(path), **row}))
 
 
 @app.command()
@@ -147,17 +130,14 @@ def serve(
     """The Qwen detector as its own LitServe server: POST /predict {"image": base64, "explain": bool}."""
     from service.qwen_api import run_server
 
-    try:
-        run_server(
-            model_uri,
-            host=host,
-            port=port,
-            max_batch_size=max_batch_size,
-            batch_timeout=batch_timeout,
-            timeout=timeout,
-        )
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    run_server(
+        model_uri,
+        host=host,
+        port=port,
+        max_batch_size=max_batch_size,
+        batch_timeout=batch_timeout,
+        timeout=timeout,
+    )
 
 
 @app.command("fit-thresholds")
@@ -185,18 +165,15 @@ def fit_thresholds(
     from model.registry import configure
 
     logging.getLogger().setLevel(logging.WARNING)
-    try:
-        configure(get_settings())
-        path = manifest_path(QwenConfig(manifest=manifest))
-        samples = read_manifest(path, split=split)
-        if not samples:
-            raise ManifestError(f"{path}: no {split!r} images")
-        if max_samples is not None and max_samples < len(samples):
-            groups = max(1, len({(s.source, s.label) for s in samples}))
-            samples = subsample(samples, max(1, max_samples // groups))
-        result = fit_and_store(fast_model, qwen_model, samples, min_per_label=min_per_label)
-    except (*_user_errors(), ValueError) as e:
-        raise _fail(str(e)) from None
+    configure(get_settings())
+    path = manifest_path(QwenConfig(manifest=manifest))
+    samples = read_manifest(path, split=split)
+    if not samples:
+        raise ManifestError(f"{path}: no {split!r} images")
+    if max_samples is not None and max_samples < len(samples):
+        groups = max(1, len({(s.source, s.label) for s in samples}))
+        samples = subsample(samples, max(1, max_samples // groups))
+    result = fit_and_store(fast_model, qwen_model, samples, min_per_label=min_per_label)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, indent=1))

@@ -22,17 +22,6 @@ HOME_OPT = typer.Option(None, "--home", help="data directory for the embedded ML
 TRACKING_OPT = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [env AIDETECT_TRACKING_URI]")
 
 
-
-
-def _user_errors():
-    """Exceptions that are the user's to fix: shown as one line, never a traceback."""
-    from model.manifest import ManifestError
-    from model.preprocess import ImageError
-    from model.registry import RegistryError
-
-    return (ManifestError, RegistryError, ImageError, FileNotFoundError, ValueError)
-
-
 def _progress():
     from model.progress import make_progress
 
@@ -61,12 +50,9 @@ def train(
     from model.train import RECIPE, load_config
 
     settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
-    try:
-        cfg = load_config(recipe or RECIPE, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed)
-        with _progress() as progress:
-            ref, report = train_and_register(settings, cfg, progress)
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    cfg = load_config(recipe or RECIPE, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed)
+    with _progress() as progress:
+        ref, report = train_and_register(settings, cfg, progress)
     m = report["metrics"]
     summary = {
         "model": ref.uri,
@@ -87,8 +73,10 @@ def evaluate(
     out: Path = typer.Option(None, "--out", help="also keep the plots and evaluation.json in this folder"),
     per_group: int = typer.Option(None, help="evaluate on at most N images per source/label (quick runs)"),
     leave_out: bool = typer.Option(
-        False, "--leave-out", help="run the leave-one-family-out / leave-one-real-source-out benchmark on frozen "
-        "features instead (no registered model needed; JSON to --out/leave_out.json)"
+        False,
+        "--leave-out",
+        help="run the leave-one-family-out / leave-one-real-source-out benchmark on frozen "
+        "features instead (no registered model needed; JSON to --out/leave_out.json)",
     ),
     threads: int = typer.Option(1, help="--leave-out: torch threads for the frozen features"),
 ) -> None:
@@ -106,20 +94,14 @@ def evaluate(
         from model.eval_tables import print_leave_out
         from model.leave_out import run_leave_out
 
-        try:
-            with _progress() as progress:
-                report = run_leave_out(settings, out / "leave_out.json" if out else None, threads, per_group, progress)
-        except _user_errors() as e:
-            raise _fail(str(e)) from None
+        with _progress() as progress:
+            report = run_leave_out(settings, out / "leave_out.json" if out else None, threads, per_group, progress)
         print_leave_out(report)
         return
     from model.jobs import evaluate_and_promote
 
-    try:
-        with _progress() as progress:
-            ref, result = evaluate_and_promote(settings, model_uri, out, progress, per_group)
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    with _progress() as progress:
+        ref, result = evaluate_and_promote(settings, model_uri, out, progress, per_group)
     if out:
         (out / "evaluation.json").write_text(json.dumps(result, indent=2))
     _print_evaluation(ref, result)
@@ -159,10 +141,7 @@ def serve(
         max_batch_size=max_batch_size,
         runtime=runtime,
     )
-    try:
-        run_server(settings)
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    run_server(settings)
 
 
 def up(
@@ -180,23 +159,17 @@ def up(
     from service.server import run_server
 
     settings = get_settings(manifest=manifest, home=home, host=host, port=port)
-    try:
-        registry.configure(settings)
-        if (
-            settings.model_uri is None
-            and registry.alias_version(settings.model_name, settings.production_alias) is None
-        ):
-            typer.echo(
-                f"no {settings.model_name}@{settings.production_alias} yet: training on {settings.manifest}", err=True
-            )
-            cfg = load_config(RECIPE, epochs=epochs, per_group=per_group)
-            with _progress() as progress:
-                ref, _ = train_and_register(settings, cfg, progress)
-                ref, result = evaluate_and_promote(settings, ref.uri, progress=progress, per_group=per_group)
-            _print_evaluation(ref, result)
-        run_server(settings)
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    registry.configure(settings)
+    if settings.model_uri is None and registry.alias_version(settings.model_name, settings.production_alias) is None:
+        typer.echo(
+            f"no {settings.model_name}@{settings.production_alias} yet: training on {settings.manifest}", err=True
+        )
+        cfg = load_config(RECIPE, epochs=epochs, per_group=per_group)
+        with _progress() as progress:
+            ref, _ = train_and_register(settings, cfg, progress)
+            ref, result = evaluate_and_promote(settings, ref.uri, progress=progress, per_group=per_group)
+        _print_evaluation(ref, result)
+    run_server(settings)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import typer
 
-from aidetect.errors import fail as _fail
-
 app = typer.Typer(
     help="Retrain, gate, promote and roll back models: registry aliases plus the model pin in gitops/.",
     no_args_is_help=True,
@@ -31,18 +29,6 @@ app = typer.Typer(
 
 TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI [env AIDETECT_TRACKING_URI or MLFLOW_TRACKING_URI]")
 REPO = typer.Option(None, "--gitops-repo", help="git checkout with gitops/ [env AIDETECT_CI_GITOPS_REPO]")
-
-
-
-
-def _errors():
-    from ci.errors import StepError
-    from ci.gitops_pin import PinError
-    from ci.gitrepo import GitError
-    from model.manifest import ManifestError
-    from model.registry import RegistryError
-
-    return (StepError, RegistryError, ManifestError, PinError, GitError, FileNotFoundError, ValueError)
 
 
 def _settings(tracking_uri: str | None):
@@ -89,12 +75,9 @@ def should_retrain(
 
     settings = _settings(tracking_uri)
     event = event or os.environ.get("GITHUB_EVENT_NAME") or "schedule"
-    try:
-        use_store = bool(settings.store_url) if store is None else store
-        sig = gather_signals(settings, event, signals, drift, moderator_labels, use_store)
-        go, reasons = decide(sig, Thresholds.from_config(_config()))
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    use_store = bool(settings.store_url) if store is None else store
+    sig = gather_signals(settings, event, signals, drift, moderator_labels, use_store)
+    go, reasons = decide(sig, Thresholds.from_config(_config()))
     from ci.actions import write_outputs
 
     write_outputs({"retrain": go, "reason": "; ".join(reasons)})
@@ -118,12 +101,9 @@ def retrain(
     from ci.retrain import retrain as run
 
     settings = _settings(tracking_uri)
-    try:
-        cfg = _config(recipe=recipe, epochs=epochs, per_group=per_group, lr=lr, snapshot=snapshot)
-        with _progress() as progress:
-            res = run(settings, cfg, progress)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    cfg = _config(recipe=recipe, epochs=epochs, per_group=per_group, lr=lr, snapshot=snapshot)
+    with _progress() as progress:
+        res = run(settings, cfg, progress)
     _emit({**res.outputs(), "val_auroc": res.val_auroc, "manifest": str(res.data.manifest)})
 
 
@@ -141,11 +121,8 @@ def evaluate(
     from ci.measure import evaluate as run
 
     settings = _settings(tracking_uri)
-    try:
-        with _progress() as progress:
-            res = run(settings, _config(), version, progress)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    with _progress() as progress:
+        res = run(settings, _config(), version, progress)
     if report:
         report.write_text(res.report, encoding="utf-8")
     _emit({**res.outputs(), "challenger": res.challenger, "production": res.production, "eval_set": res.eval_set})
@@ -165,10 +142,7 @@ def promote(
     from ci.promote import promote as run
 
     settings = _settings(tracking_uri)
-    try:
-        res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), to, version)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), to, version)
     _emit(res.outputs())
 
 
@@ -187,10 +161,7 @@ def rollback(
     from ci.promote import rollback as run
 
     settings = _settings(tracking_uri)
-    try:
-        res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), stage, version, to_version)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    res = run(settings, _config(commit=commit, pin=pin, gitops_repo=gitops_repo), stage, version, to_version)
     _emit(res.outputs())
 
 
@@ -199,8 +170,5 @@ def status(gitops_repo: Path = REPO, tracking_uri: str = TRACKING) -> None:
     """Which version holds each alias, and which each overlay pins."""
     from ci.promote import status as run
 
-    try:
-        out = run(_settings(tracking_uri), _config(gitops_repo=gitops_repo))
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    out = run(_settings(tracking_uri), _config(gitops_repo=gitops_repo))
     typer.echo(json.dumps(out, indent=2))

@@ -36,20 +36,18 @@ SiteOption = typer.Option(DEFAULT_SITE_FILE, "--site", help="site file both engi
 YesOption = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
 
 
-
-
-def _guard(fn, *args, **kwargs):
-    """Runs fn, turning the errors a user can act on into one line and exit code 2."""
+def _engine(fn, *args, **kwargs):
+    """Runs a Terraform or Pulumi step. Errors a user can fix pass on to the root command, which shows them
+    as one line; any other engine failure (a Pulumi CommandError carries pages of output) becomes one line
+    naming the error, the detail above it; `aidetect -v` also logs the traceback."""
     from infra.inventory import InventoryError
     from infra.preflight import InfraError
 
     try:
         return fn(*args, **kwargs)
-    except (SiteError, InfraError, InventoryError) as exc:
-        raise _fail(str(exc)) from None
+    except (SiteError, InfraError, InventoryError):
+        raise
     except Exception as exc:
-        # Engine failures (a Pulumi CommandError carries pages of output): one line, the detail above;
-        # `aidetect -v` also logs the traceback.
         logging.getLogger(__name__).debug("infra command failed", exc_info=True)
         raise _fail(f"{type(exc).__name__}: {_summary(exc)}") from None
 
@@ -73,9 +71,7 @@ def _engines():
 
 def _terraform(action: str, site_file: Path, yes: bool) -> None:
     cluster, _ = _engines()
-
-    site = _guard(load_site, site_file)
-    _guard(cluster.run, action, site, auto_approve=yes)
+    _engine(cluster.run, action, load_site(site_file), auto_approve=yes)
 
 
 @app.command()
@@ -107,12 +103,12 @@ def inventory(
     cluster, gpu = _engines()
     from infra.inventory import GENERATED_INVENTORY, build_inventory, write_inventory
 
-    site_cfg = _guard(load_site, site)
-    tf_outputs = _guard(cluster.outputs, site_cfg)
+    site_cfg = load_site(site)
+    tf_outputs = _engine(cluster.outputs, site_cfg)
     gpu_outputs = gpu.stack_outputs(site_cfg)
     if gpu_outputs is None:
         typer.echo("aidetect: note: no GPU stack found; the gpu group is empty", err=True)
-    inv = _guard(build_inventory, tf_outputs, gpu_outputs)
+    inv = build_inventory(tf_outputs, gpu_outputs)
     path = write_inventory(inv, output or GENERATED_INVENTORY)
     typer.echo(str(path))
 
@@ -124,8 +120,7 @@ def gpu_up(
 ) -> None:
     """Lease a GPU host (Blazar), boot the GPU node on it with its own floating IP, wait until ACTIVE."""
     _, gpu = _engines()
-    site_cfg = _guard(load_site, site)
-    outputs = _guard(gpu.up, site_cfg, hours)
+    outputs = _engine(gpu.up, load_site(site), hours)
     typer.echo(
         f"GPU node {outputs.get('gpu_node_name')} at {outputs.get('gpu_public_ip')}, "
         f"lease ends {outputs.get('lease_end')}; now run `aidetect infra inventory` and the playbook"
@@ -136,6 +131,5 @@ def gpu_up(
 def gpu_down(site: Path = SiteOption) -> None:
     """Give the GPU back: destroy the GPU node, its floating IP and the lease."""
     _, gpu = _engines()
-    site_cfg = _guard(load_site, site)
-    _guard(gpu.down, site_cfg)
+    _engine(gpu.down, load_site(site))
     typer.echo("GPU node, its floating IP and the lease are released")

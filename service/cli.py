@@ -37,30 +37,16 @@ STORE = typer.Option(None, "--store-url", help="records database URL [env AIDETE
 
 
 def _records(home: Path | None, store_url: str | None):
-    from model.etl.store import StoreError
     from service.records import Records
 
     settings = get_settings(home=home, store_url=store_url)
-    try:
-        return settings, Records.open(settings)
-    except StoreError as e:
-        raise _fail(str(e)) from None
-
-
-def _errors():
-    from model.etl.store import StoreError
-    from service.records import NotFound
-
-    return (StoreError, NotFound, ValueError)
+    return settings, Records.open(settings)
 
 
 def _with_records(home: Path | None, store_url: str | None, action):
-    """Open the records database and return action(settings, db); a store error becomes one line."""
+    """Open the records database and return action(settings, db)."""
     settings, db = _records(home, store_url)
-    try:
-        return action(settings, db)
-    except _errors() as e:
-        raise _fail(str(e)) from None
+    return action(settings, db)
 
 
 @keys_app.command("create")
@@ -159,38 +145,34 @@ def monitor_drift(
     import numpy as np
 
     from model import registry
-    from model.manifest import ManifestError, read_manifest, subsample
-    from model.registry import RegistryError
+    from model.manifest import read_manifest, subsample
     from service.drift import compare, prometheus_text, reference_features, store_reference_images, traffic_features
 
     settings, db = _records(home, store_url)
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
-    try:
-        registry.configure(settings)
-        bundle, ref = registry.load_detector(settings.resolved_model_uri)
-        source = "store" if from_store else "manifest"
-        cache = settings.home / "monitoring" / f"reference-{ref.name}-{ref.version}-{source}-{split}-{per_group}.npz"
-        if cache.exists():
-            reference = dict(np.load(cache))
-        elif from_store:
-            with tempfile.TemporaryDirectory() as tmp:
-                paths = store_reference_images(db, split, per_group, Path(tmp))
-                if not paths:
-                    raise _fail(f"the data store has no labelled {split} images to compare with")
-                reference = reference_features(bundle, paths)
-        else:
-            samples = subsample(read_manifest(snapshot or settings.manifest, split=split), per_group)
-            reference = reference_features(bundle, [s.path for s in samples])
-        if not cache.exists():
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, **reference)
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
-        current = traffic_features(db, since)
-        report = {**compare(reference, current), "model": ref.uri, "hours": hours}
-        db.add_drift_report(report)  # what every replica's /metrics reads
-    except (RegistryError, ManifestError, FileNotFoundError, *_errors()) as e:
-        raise _fail(str(e)) from None
+    registry.configure(settings)
+    bundle, ref = registry.load_detector(settings.resolved_model_uri)
+    source = "store" if from_store else "manifest"
+    cache = settings.home / "monitoring" / f"reference-{ref.name}-{ref.version}-{source}-{split}-{per_group}.npz"
+    if cache.exists():
+        reference = dict(np.load(cache))
+    elif from_store:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = store_reference_images(db, split, per_group, Path(tmp))
+            if not paths:
+                raise _fail(f"the data store has no labelled {split} images to compare with")
+            reference = reference_features(bundle, paths)
+    else:
+        samples = subsample(read_manifest(snapshot or settings.manifest, split=split), per_group)
+        reference = reference_features(bundle, [s.path for s in samples])
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **reference)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+    current = traffic_features(db, since)
+    report = {**compare(reference, current), "model": ref.uri, "hours": hours}
+    db.add_drift_report(report)  # what every replica's /metrics reads
     path = out or settings.home / "monitoring" / "drift.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -207,13 +189,9 @@ def records_migrate(home: Path = HOME, store_url: str = STORE) -> None:
 
     Servers on PostgreSQL never migrate (replicas would race): run this once before they roll out, as the
     deployment's ArgoCD PreSync job does. Safe to repeat; prints what was behind."""
-    from model.etl.store import StoreError
     from service.records import Records
 
-    try:
-        behind = Records.migrate_store(get_settings(home=home, store_url=store_url))
-    except StoreError as e:
-        raise _fail(str(e)) from None
+    behind = Records.migrate_store(get_settings(home=home, store_url=store_url))
     typer.echo(json.dumps({"migrated": behind}))
 
 

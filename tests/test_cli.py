@@ -64,3 +64,71 @@ def test_train_and_evaluate_from_the_cli(tmp_path, manifest):
     assert "production = version 1 (promoted now)" in r.stdout
     assert (tmp_path / "ev" / "roc.png").stat().st_size > 1000
     assert (tmp_path / "ev" / "reliability.png").is_file()
+
+
+# --- one error handler at the root (aidetect/cli.py): a user error in any group is one line, a bug a traceback ---
+
+USER_ERRORS = [
+    (["data", "import", "--format", "imagenet", "x"], "unknown format 'imagenet'"),
+    (["ingest", "--source", "mastodon", "--tag", "x", "--every", "soon"], "cannot read duration 'soon'"),
+    (["ci", "rollback", "--stage", "qa"], "unknown stage 'qa'"),
+    (["infra", "plan", "--site", "{tmp}/no-site.yaml"], "no site file at"),
+    (["keys", "revoke", "nope"], "no API key with id nope"),
+    (["records", "migrate", "--store-url", "postgresql://nobody@127.0.0.1:1/none"], "Connection refused"),
+    (["prompts", "show", "--path", "{tmp}/no-bank.json"], "prompt bank not found"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), USER_ERRORS, ids=[a[0] for a, _ in USER_ERRORS])
+def test_a_user_error_in_any_group_is_one_line_on_stderr(tmp_path, args, words):
+    from typer.testing import CliRunner
+
+    from aidetect.cli import app
+
+    env = {"AIDETECT_HOME": str(tmp_path), "AIDETECT_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    result = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args], env=env)
+    assert result.exit_code == 2, (result.output, result.exception)
+    line = result.stderr.strip().splitlines()[-1]  # MLflow may log its own lines first
+    assert line.startswith("aidetect: error: ") and words in line
+    assert "Traceback" not in result.stderr and isinstance(result.exception, SystemExit)
+
+
+def test_every_declared_user_error_is_an_exception():
+    """USER_ERRORS names classes, so a rename must not leave a name that matches nothing."""
+    import importlib
+
+    from aidetect.cli import USER_ERRORS as NAMES
+
+    for name in NAMES:
+        module, _, cls = name.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module), cls), Exception), name
+
+
+def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch):
+    from typer.testing import CliRunner
+
+    from aidetect import cli_prompts
+    from aidetect.cli import app
+
+    def broken(path):
+        raise KeyError("version")
+
+    monkeypatch.setattr(cli_prompts, "load_bank", broken)
+    result = CliRunner().invoke(app, ["prompts", "show"])
+    assert isinstance(result.exception, KeyError) and "aidetect: error" not in result.stderr
+
+
+def test_the_console_command_prints_one_line_for_a_user_error_and_a_traceback_for_a_bug(tmp_path):
+    """As a user's shell sees it: the real entry point, in its own process."""
+    import sys
+
+    script = (
+        "import sys; from aidetect import cli_prompts, cli; "
+        "cli_prompts.load_bank = (lambda p: {}['version']) if sys.argv[1] == 'bug' else cli_prompts.load_bank; "
+        "sys.argv = ['aidetect', 'prompts', 'show', '--path', sys.argv[2]]; cli.main()"
+    )
+    missing = str(tmp_path / "no-bank.json")
+    user = subprocess.run([sys.executable, "-c", script, "user", missing], capture_output=True, text=True, timeout=120)
+    assert user.returncode == 2 and user.stderr == f"aidetect: error: prompt bank not found: {missing}\n"
+    bug = subprocess.run([sys.executable, "-c", script, "bug", missing], capture_output=True, text=True, timeout=120)
+    assert bug.returncode == 1 and "Traceback" in bug.stderr and bug.stderr.rstrip().endswith("KeyError: 'version'")

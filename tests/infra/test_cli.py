@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from infra import cli, config
+from infra import config
 
 FAKE_TERRAFORM = """#!/bin/sh
 echo "$PWD|$*" >> "$FAKE_TF_LOG"
@@ -94,7 +94,10 @@ def ready(env) -> Path:
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli.app, list(args))
+    """Through the root command, which turns the errors a user can fix into one line."""
+    from aidetect.cli import app
+
+    return CliRunner().invoke(app, ["infra", *args])
 
 
 def one_line_error(result, *fragments: str) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from aidetect.cli_data import data_app, ingest_app
+from aidetect.cli import app
 from model.manifest import read_manifest
 
 
@@ -34,16 +34,16 @@ def test_import_ingest_snapshot_stats(home, tmp_path, sample_paths, fake, monkey
         for i, p in enumerate(sample_paths[30:36]):  # not among the fake's media
             w.writerow([str(p), "ai" if i % 2 else "real", "shared", "train", ""])
     runner = CliRunner()
-    out = _json(runner.invoke(data_app, ["import", "--format", "manifest", str(manifest)]))
+    out = _json(runner.invoke(app, ["data", "import", "--format", "manifest", str(manifest)]))
     assert out["stored"] == 6 and out["error"] is None
     for k, v in fake.env().items():
         monkeypatch.setenv(k, v)
-    out = _json(runner.invoke(ingest_app, ["--source", "mastodon", "--tag", "aiart", "--limit", "5"]))
+    out = _json(runner.invoke(app, ["ingest", "--source", "mastodon", "--tag", "aiart", "--limit", "5"]))
     assert out["pages"] == 1 and out["source"] == "mastodon"
-    snap = _json(runner.invoke(data_app, ["snapshot"]))
+    snap = _json(runner.invoke(app, ["data", "snapshot"]))
     assert snap["version"] == 1 and snap["created"] and snap["manifest"].startswith(str(home / "snapshots"))
     assert len(read_manifest(snap["manifest"])) == 6  # social images are unlabelled until reviewed
-    stats = _json(runner.invoke(data_app, ["stats"]))
+    stats = _json(runner.invoke(app, ["data", "stats"]))
     assert stats["images"] >= 11 and stats["by_label_origin"]["dataset"] == 6
     assert stats["database"].endswith("etl.db") and stats["by_source"]["mastodon"] >= 1
 
@@ -59,7 +59,7 @@ def test_import_ingest_snapshot_stats(home, tmp_path, sample_paths, fake, monkey
     ],
 )
 def test_user_errors_are_one_line(home, args, message):
-    result = CliRunner().invoke(data_app, args)
+    result = CliRunner().invoke(app, ["data", *args])
     assert result.exit_code == 2
     assert result.stderr.startswith("aidetect: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -68,5 +68,5 @@ def test_user_errors_are_one_line(home, args, message):
 def test_ingest_rejects_a_bad_interval(home, fake, monkeypatch):
     for k, v in fake.env().items():
         monkeypatch.setenv(k, v)
-    result = CliRunner().invoke(ingest_app, ["--source", "mastodon", "--tag", "aiart", "--every", "soon"])
+    result = CliRunner().invoke(app, ["ingest", "--source", "mastodon", "--tag", "aiart", "--every", "soon"])
     assert result.exit_code == 2 and "cannot read duration 'soon'" in result.stderr
