@@ -5,27 +5,32 @@
     python -m ci.gitops_pin image gitops/apps/detector/overlays/staging \\
         --name ghcr.io/aidetect/aidetect --tag sha-0123abcd --digest sha256:...
 
-The model version lives in one line of `<overlay>/model-version.yaml`
-(`AIDETECT_MODEL_URI: models:/<name>/<version>`); image tags in the `images:` entries of
-`<overlay>/kustomization.yaml`. Both are edited as text, line by line, so comments and layout stay as
-they are and a promotion diff is exactly the line that changed. Standard library only: the image
-workflow runs this without installing the project.
+The model version is `data.AIDETECT_MODEL_URI: models:/<name>/<version>` in `<overlay>/model-version.yaml`;
+image tags are the `images:` entries of `<overlay>/kustomization.yaml`. Both files are edited as YAML with
+ruamel.yaml's round-trip mode, which keeps comments, quotes, order and indentation, so a promotion diff is
+exactly the value that changed (the kustomize CLI, which would do the image half, cannot be installed here).
+Needs only ruamel.yaml beside the standard library: the workflows run it without installing the project.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 from pathlib import Path
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
+from ruamel.yaml.util import load_yaml_guess_indent
+
 MODEL_FILE = "model-version.yaml"
 KUSTOMIZATION = "kustomization.yaml"
+MODEL_KEY = "AIDETECT_MODEL_URI"
 
-_MODEL_LINE = re.compile(
-    r"^(?P<head>\s*AIDETECT_MODEL_URI:\s*[\"']?models:/(?P<name>[A-Za-z0-9_.-]+)/)"
-    r"(?P<version>\d+)(?P<tail>[\"']?\s*)$"
-)
+# A pinned model reference; an alias (models:/<name>@production) pins nothing.
+_MODEL_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)/(?P<version>\d+)$")
 # Docker's rule for a tag; `latest` is refused separately because it pins nothing.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -38,19 +43,18 @@ class PinError(ValueError):
 # --- model version ---------------------------------------------------------------------------
 
 
-def _model_line(lines: list[str], path: Path) -> tuple[int, re.Match[str]]:
-    hits = [(i, m) for i, line in enumerate(lines) if (m := _MODEL_LINE.match(line))]
-    if len(hits) != 1:
-        raise PinError(f"{path}: expected exactly one 'AIDETECT_MODEL_URI: models:/<name>/<N>' line, "
-                       f"found {len(hits)}")
-    return hits[0]
+def _model_uri(doc, path: Path) -> re.Match[str]:
+    data = doc.get("data") if isinstance(doc, dict) else None
+    match = _MODEL_URI.match(str(data.get(MODEL_KEY, ""))) if isinstance(data, dict) else None
+    if match is None:
+        raise PinError(f"{path}: expected 'data: {{{MODEL_KEY}: models:/<name>/<N>}}'")
+    return match
 
 
 def read_pin(overlay_dir: str | Path) -> int:
     """The model version the overlay pins."""
     path = Path(overlay_dir) / MODEL_FILE
-    _, match = _model_line(_read_lines(path), path)
-    return int(match["version"])
+    return int(_model_uri(_load(path)[0], path)["version"])
 
 
 def write_pin(overlay_dir: str | Path, version: int) -> bool:
@@ -58,37 +62,25 @@ def write_pin(overlay_dir: str | Path, version: int) -> bool:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise PinError(f"model version must be a positive integer, got {version!r}")
     path = Path(overlay_dir) / MODEL_FILE
-    lines = _read_lines(path)
-    index, match = _model_line(lines, path)
-    new = f"{match['head']}{version}{match['tail']}"
-    if new == lines[index]:
+    doc, yaml = _load(path)
+    match = _model_uri(doc, path)
+    if int(match["version"]) == version:
         return False
-    lines[index] = new
-    _write_lines(path, lines)
+    doc["data"][MODEL_KEY] = _same_style(doc["data"][MODEL_KEY], f"models:/{match['name']}/{version}")
+    _dump(path, doc, yaml)
     return True
 
 
 # --- image tags ------------------------------------------------------------------------------
 
 
-def _image_entry(lines: list[str], name: str, path: Path) -> tuple[int, int, str]:
-    """(first, end, indent) of the `images:` entry for `name`: lines[first:end] are its fields."""
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "images:"), None)
-    if start is None:
+def _image_entry(doc, name: str, path: Path) -> dict:
+    images = doc.get("images") if isinstance(doc, dict) else None
+    if not isinstance(images, list):
         raise PinError(f"{path}: no top-level 'images:' list")
-    entry_re = re.compile(rf"^(\s*)- name:\s*[\"']?{re.escape(name)}[\"']?\s*$")
-    for i in range(start + 1, len(lines)):
-        line = lines[i]
-        if line.lstrip().startswith("#"):
-            continue
-        if line.strip() and not line[0].isspace() and not line.startswith("-"):
-            break  # the next top-level key: the list has ended
-        if m := entry_re.match(line):
-            indent = m.group(1) + "  "
-            end = i + 1
-            while end < len(lines) and lines[end].startswith(indent) and lines[end].strip():
-                end += 1
-            return i + 1, end, indent
+    for entry in images:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry
     raise PinError(f"{path}: no images entry named {name}")
 
 
@@ -96,7 +88,7 @@ def uses_image(overlay_dir: str | Path, name: str) -> bool:
     """Whether the overlay's kustomization has an `images:` entry for `name`."""
     path = Path(overlay_dir) / KUSTOMIZATION
     try:
-        _image_entry(_read_lines(path), name, path)
+        _image_entry(_load(path)[0], name, path)
     except PinError:
         return False
     return True
@@ -105,48 +97,65 @@ def uses_image(overlay_dir: str | Path, name: str) -> bool:
 def read_image(overlay_dir: str | Path, name: str) -> tuple[str | None, str | None]:
     """(newTag, digest) of image `name` in the overlay's kustomization; None where unset."""
     path = Path(overlay_dir) / KUSTOMIZATION
-    lines = _read_lines(path)
-    first, end, _ = _image_entry(lines, name, path)
-    fields = {}
-    for line in lines[first:end]:
-        key, _, value = line.strip().partition(":")
-        fields[key] = value.strip().strip("\"'") or None
-    return fields.get("newTag"), fields.get("digest")
+    entry = _image_entry(_load(path)[0], name, path)
+    tag, digest = entry.get("newTag"), entry.get("digest")
+    return (str(tag) if tag else None), (str(digest) if digest else None)
 
 
 def write_image(overlay_dir: str | Path, name: str, tag: str, digest: str | None = None) -> bool:
     """Pin image `name` to `tag` (and `digest`, when given) in the overlay; True when it changed.
 
-    Without a digest any stale `digest:` line is removed, so the tag alone decides.
+    Without a digest any stale `digest:` is removed, so the tag alone decides.
     """
     if tag == "latest" or not _TAG.match(tag):
         raise PinError(f"image tag must be an explicit version, not {tag!r}")
     if digest is not None and not _DIGEST.match(digest):
         raise PinError(f"digest must look like sha256:<64 hex>, not {digest!r}")
     path = Path(overlay_dir) / KUSTOMIZATION
-    lines = _read_lines(path)
-    first, end, indent = _image_entry(lines, name, path)
-    kept = [line for line in lines[first:end] if line.strip().split(":", 1)[0] not in ("newTag", "digest")]
-    fields = kept + [f'{indent}newTag: "{tag}"'] + ([f"{indent}digest: {digest}"] if digest else [])
-    new_lines = lines[:first] + fields + lines[end:]
-    if new_lines == lines:
+    doc, yaml = _load(path)
+    entry = _image_entry(doc, name, path)
+    if (entry.get("newTag"), entry.get("digest")) == (tag, digest):
         return False
-    _write_lines(path, new_lines)
+    # Quoted: a tag such as 1.10 would otherwise read back as the number 1.1.
+    entry["newTag"] = DoubleQuotedScalarString(tag)
+    if digest:
+        entry["digest"] = digest
+    else:
+        entry.pop("digest", None)
+    _dump(path, doc, yaml)
     return True
 
 
 # --- files -----------------------------------------------------------------------------------
 
 
-def _read_lines(path: Path) -> list[str]:
+def _load(path: Path):
+    """(document, a YAML that writes it back in the file's own indentation)."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PinError(f"{path}: no such file") from None
+    try:
+        # The guess is of the block sequences (`  - x`: 4 and 2); mappings are indented by 2 throughout gitops/.
+        _, sequence, offset = load_yaml_guess_indent(text)
+        yaml = YAML()  # round-trip: comments, quotes and key order survive
+        yaml.preserve_quotes = True
+        yaml.width = 4096  # never fold a long line that was one line
+        yaml.indent(mapping=2, sequence=sequence if offset is not None else 4, offset=2 if offset is None else offset)
+        return yaml.load(text), yaml
+    except YAMLError as e:  # duplicate keys included: two pins, which one is real?
+        raise PinError(f"{path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def _dump(path: Path, doc, yaml: YAML) -> None:
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def _same_style(old, new: str):
+    """`new` in the quoting `old` was written with."""
+    return type(old)(new) if isinstance(old, ScalarString) else new
 
 
 # --- command line ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # The Git half of a promotion or rollback in Actions: pin VERSION in STAGE's overlay, commit it with MESSAGE
 # (written by `aidetect ci promote|rollback --no-pin`, naming the version and its metrics) and push.
 # Locally `aidetect ci promote` does both halves itself; here the registry half runs in the cluster and this
-# half on a hosted runner, which holds the push token. Standard library Python only (ci/gitops_pin.py).
+# half on a hosted runner, which holds the push token. Needs python3 with ruamel.yaml (ci/gitops_pin.py).
 #
 #   STAGE=canary VERSION=7 MESSAGE="Promote aidetect v7 to canary: ..." bash ci/push_pin.sh
 #   env: REMOTE (default: this GitHub repository through GITHUB_TOKEN), BRANCH (default main)

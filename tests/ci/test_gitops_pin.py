@@ -1,10 +1,16 @@
-"""ci/gitops_pin.py: the model-version and image-tag pins of a GitOps overlay, edited as text."""
+"""ci/gitops_pin.py: the model-version and image-tag pins of a GitOps overlay, edited as round-trip YAML."""
 
 from __future__ import annotations
 
+import difflib
+import io
+import shutil
+from pathlib import Path
+
 import pytest
 
-from ci.gitops_pin import PinError, main, read_image, read_pin, uses_image, write_image, write_pin
+from ci.gitops_pin import MODEL_FILE as MODEL_FILE_NAME
+from ci.gitops_pin import PinError, _load, main, read_image, read_pin, uses_image, write_image, write_pin
 
 MODEL_FILE = """\
 # The model version production serves.
@@ -152,3 +158,48 @@ def test_cli_error_is_one_line(overlay, capsys):
     assert main(["image", str(overlay), "--name", "ghcr.io/aidetect/aidetect", "--tag", "latest"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gitops_pin: error: ") and err.count("\n") == 1
+
+
+# --- round-trip editing keeps the files as people wrote them ---
+
+GITOPS = Path(__file__).resolve().parents[2] / "gitops"
+PINNED = sorted(GITOPS.rglob(MODEL_FILE_NAME)) + sorted(
+    p for p in GITOPS.rglob("kustomization.yaml") if "\nimages:" in p.read_text()
+)
+
+
+@pytest.mark.parametrize("path", PINNED, ids=[str(p.relative_to(GITOPS)) for p in PINNED])
+def test_every_pinned_file_in_gitops_round_trips_byte_for_byte(path):
+    doc, yaml = _load(path)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    assert out.getvalue() == path.read_text()
+
+
+def test_a_real_overlay_changes_only_the_pinned_lines(tmp_path):
+    overlay = GITOPS / "apps" / "detector" / "overlays" / "production"
+    for name in ("kustomization.yaml", MODEL_FILE_NAME):
+        shutil.copy(overlay / name, tmp_path / name)
+    write_image(tmp_path, "ghcr.io/aidetect/aidetect", "sha-0123456789ab", DIGEST)
+    write_pin(tmp_path, read_pin(overlay) + 1)
+    for name, changed in (
+        ("kustomization.yaml", {'    newTag: "sha-0123456789ab"', f"    digest: {DIGEST}"}),
+        (MODEL_FILE_NAME, {f"  AIDETECT_MODEL_URI: models:/aidetect/{read_pin(overlay) + 1}"}),
+    ):
+        before, after = (overlay / name).read_text().splitlines(), (tmp_path / name).read_text().splitlines()
+        added = [ln[1:] for ln in difflib.unified_diff(before, after, lineterm="", n=0) if ln[:1] == "+"]
+        assert set(added[1:]) == changed  # added[0] is the +++ header
+
+
+def test_comments_beside_the_values_stay(overlay):
+    text = KUSTOMIZATION.replace('newTag: "0.1.0"\n  - name: ghcr.io/aidetect/aidetect-gpu', 'newTag: "0.1.0"  # CI\n'
+                                 "  - name: ghcr.io/aidetect/aidetect-gpu")
+    (overlay / "kustomization.yaml").write_text(text)
+    write_image(overlay, "ghcr.io/aidetect/aidetect", "sha-2")
+    assert (overlay / "kustomization.yaml").read_text() == text.replace('"0.1.0"  # CI', '"sha-2"  # CI')
+
+
+def test_a_file_that_is_not_yaml_is_a_pin_error(overlay):
+    (overlay / "kustomization.yaml").write_text("images: [\n")
+    with pytest.raises(PinError, match="kustomization.yaml"):
+        read_image(overlay, "ghcr.io/aidetect/aidetect")

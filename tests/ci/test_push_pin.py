@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,13 @@ def clone(tmp_path) -> tuple[Path, Path]:
     return work, remote
 
 
+# The runner after the workflow's "Install the pin editor" step: a python3 that has ruamel.yaml comes first.
+RUNNER_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+
+
 def push_pin(work: Path, remote: Path, **env) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "ci/push_pin.sh"], cwd=work, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "REMOTE": str(remote),
-                               **env})
+                          env={"PATH": RUNNER_PATH, "HOME": str(work), "REMOTE": str(remote), **env})
 
 
 def remote_pin(remote: Path, stage: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -54,9 +56,13 @@ def test_builds_every_image_gitops_uses_with_buildx(workflow):
     assert push["with"]["push"] is True and "latest" not in push["with"]["tags"]
 
 
+# The runner after the "Install the pin editor" step: a python3 that has ruamel.yaml comes first.
+RUNNER_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+
+
 def _run(script: str, cwd, env: dict) -> subprocess.CompletedProcess:
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env})
+                          text=True, timeout=60, env={"PATH": RUNNER_PATH, **env})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
