@@ -91,3 +91,16 @@ def test_training_pipeline_learns_from_rendered_nonphotos(tmp_path, manifest):
     assert {s.path: s.path.stat().st_mtime_ns for s in again} == before
     assert not [s for s in training_samples(load_config(per_group=3, nonphoto_per_kind=0), manifest, tmp_path)
                 if s.source == SOURCE["train"]]
+
+
+def test_cached_set_is_keyed_by_the_manifest(tmp_path, manifest):
+    """Memes caption the manifest's real photos, so a changed manifest must render a new set, not reuse one."""
+    from model.nonphoto import cached_set, set_folder
+
+    other = tmp_path / "manifest.csv"
+    other.write_text(manifest.read_text() + "\n")  # same rows, other bytes: another digest
+    a, b = set_folder(tmp_path, "eval", 1, 0, manifest), set_folder(tmp_path, "eval", 1, 0, other)
+    assert a != b and a.parent == b.parent == tmp_path
+    first = cached_set(tmp_path, "eval", 1, 0, manifest)
+    assert (a / "manifest.csv").is_file() and not b.exists()
+    assert [s.path for s in cached_set(tmp_path, "eval", 1, 0, manifest)] == [s.path for s in first]

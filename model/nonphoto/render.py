@@ -1,29 +1,11 @@
-"""Rendered real non-photos: charts, app/web screenshots, quote cards, memes and typed documents.
-
-    imgs = render_set("train", n_per_kind=20, seed=0, photos=[...])   # [(kind, PIL image), ...]
-    aidetect data nonphoto --out DIR --split eval --n 30                # images + manifest.csv
-
-Most real images on a feed are not camera photos. The shared data has no charts and few screenshots,
-so a detector learns "graphics = AI". These renderers make real-label graphics as a platform sees them:
-drawn at platform sizes (phone and desktop screenshots, 100-150 dpi charts), then stored through the data
-set's own preprocessing (shorter side 256 LANCZOS, centre crop, JPEG q90 4:2:0), so file format and size
-cannot separate them from the other real or AI images.
-
-Two settings that share no font, template, chart kind, colour map or style:
-- `train`: matplotlib's default style, sans fonts, light app screens, classic top/bottom meme captions.
-- `eval`: other matplotlib styles and Pillow-drawn charts, serif/STIX/Computer Modern fonts, dark and
-  chat-style screens, caption-band memes, two-column documents.
-The false-positive rate on `eval` is thus measured on content made with other tools than what training saw.
-Everything is seeded: the same (setting, kind, seed, index) gives the same pixels.
-"""
+"""The five renderers of real non-photos (charts, screenshots, quote cards, memes, documents), one image at
+its platform size, seeded by (setting, kind, seed, index). What sets the settings apart: model.nonphoto.styles."""
 
 from __future__ import annotations
 
-import csv
 import io
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -31,119 +13,10 @@ import matplotlib.style
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from model.manifest import COLUMNS, Sample, read_manifest
-from model.preprocess import PreprocessConfig, encode_jpeg, fit_to_size
-
-KINDS = ("chart", "screenshot", "quote", "meme", "document")
-VERSION = 1  # bump when a renderer changes, so cached sets are rebuilt
-STORE_QUALITY = 90  # the data set's JPEG quality (../shared/data/README.md)
-SOURCE = {"train": "rendered-nonphoto-train", "eval": "rendered-nonphoto-eval"}
-MANIFEST_SPLIT = {"train": "train", "eval": "test"}  # eval rows never join training or calibration when merged
-
-_MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-
-WORDS = (
-    "the a of and to in is for on with that this from by at we our your new today how why what team update report "
-    "data results growth market city people school health music game photo video week month year price sales users "
-    "project plan meeting notes summary share follow like comment post story news weather sport travel food recipe "
-    "open close settings profile search home message friends events calendar budget review launch design help"
-).split()
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    fonts: tuple[str, ...]  # TTF file names under matplotlib's bundled fonts
-    bold_fonts: tuple[str, ...]
-    mono_fonts: tuple[str, ...]
-    mpl_styles: tuple[str, ...]  # matplotlib style sheets
-    mpl_family: tuple[str, ...]  # matplotlib font families
-    chart_kinds: tuple[str, ...]
-    cmaps: tuple[str, ...]
-    screen_templates: tuple[str, ...]
-    quote_templates: tuple[str, ...]
-    meme_templates: tuple[str, ...]
-    document_templates: tuple[str, ...]
-
-    def templates(self) -> set[str]:
-        return {
-            *self.chart_kinds,
-            *self.screen_templates,
-            *self.quote_templates,
-            *self.meme_templates,
-            *self.document_templates,
-        }
-
-
-SETTINGS = {
-    "train": Setting(
-        name="train",
-        fonts=("DejaVuSans.ttf", "DejaVuSans-Oblique.ttf"),
-        bold_fonts=("DejaVuSans-Bold.ttf",),
-        mono_fonts=("DejaVuSansMono.ttf",),
-        mpl_styles=("default",),
-        mpl_family=("DejaVu Sans",),
-        chart_kinds=("line", "bar", "pie", "scatter"),
-        cmaps=("tab10", "viridis", "Blues"),
-        screen_templates=("light-feed", "settings-list", "web-article"),
-        quote_templates=("flat-centred", "gradient-left"),
-        meme_templates=("outline-top-bottom",),
-        document_templates=("mono-letter",),
-    ),
-    "eval": Setting(
-        name="eval",
-        fonts=("DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf", "STIXGeneral.ttf", "cmr10.ttf"),
-        bold_fonts=("DejaVuSerif-Bold.ttf", "STIXGeneralBol.ttf"),
-        mono_fonts=("cmtt10.ttf", "DejaVuSansMono-Bold.ttf"),
-        mpl_styles=("ggplot", "seaborn-v0_8-darkgrid", "fivethirtyeight", "dark_background", "bmh"),
-        mpl_family=("DejaVu Serif", "STIXGeneral"),
-        chart_kinds=("mpl-area", "mpl-hist", "mpl-barh", "pillow-bars", "pillow-donut"),
-        cmaps=("plasma", "cividis", "Set2", "magma"),
-        screen_templates=("dark-chat", "sidebar-dashboard"),
-        quote_templates=("framed-serif", "striped-caption"),
-        meme_templates=("caption-band",),
-        document_templates=("two-column-serif",),
-    ),
-}
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(_MPL_FONTS / name), size)
-
-
-def _words(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-def _sentence(rng: random.Random, lo: int = 4, hi: int = 12) -> str:
-    s = _words(rng, rng.randint(lo, hi))
-    return s[:1].upper() + s[1:]
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    lines, cur = [], ""
-    for w in text.split():
-        cand = f"{cur} {w}".strip()
-        if draw.textlength(cand, font=font) <= width or not cur:
-            cur = cand
-        else:
-            lines.append(cur)
-            cur = w
-    return [*lines, cur] if cur else lines
-
-
-def _colour(rng: random.Random, lo: int = 0, hi: int = 255) -> tuple[int, int, int]:
-    return tuple(rng.randint(lo, hi) for _ in range(3))
-
-
-def _screen_size(rng: random.Random) -> tuple[int, int]:
-    return rng.choice([(1080, 2340), (1170, 2532), (828, 1792), (1280, 800), (1440, 900), (1920, 1080)])
-
+from model.nonphoto.styles import SETTINGS, VERSION, Setting, _colour, _font, _screen_size, _sentence, _words, _wrap
+from model.preprocess import encode_jpeg
 
 # ---------------------------------------------------------------- charts
 
@@ -413,9 +286,6 @@ def render_document(st: Setting, rng: random.Random) -> Image.Image:
     return img
 
 
-# ---------------------------------------------------------------- sets
-
-
 def image_rng(setting: str, kind: str, seed: int, index: int) -> random.Random:
     # A string seed is hashed with SHA-512 by `random`: stable across runs and machines.
     return random.Random(f"nonphoto-v{VERSION}/{setting}/{kind}/{seed}/{index}")
@@ -432,72 +302,3 @@ def render_one(setting: str, kind: str, seed: int, index: int, photos: Sequence[
     return {"chart": render_chart, "screenshot": render_screenshot, "quote": render_quote, "document": render_document}[
         kind
     ](st, rng)
-
-
-DATASET_PRE = PreprocessConfig(size=256)  # the shared data's stored size, whatever a model later uses
-
-
-def store_as_dataset(img: Image.Image) -> bytes:
-    """The data set's own recipe (shorter side 256 LANCZOS, centre crop, JPEG q90 4:2:0, no metadata)."""
-    return encode_jpeg(fit_to_size(img.convert("RGB"), DATASET_PRE), STORE_QUALITY)
-
-
-def meme_photos(manifest: Path, setting: str) -> list[Path]:
-    """Real camera photos to caption: the train split for the train setting, val for eval, so the eval memes
-    never reuse a photo training saw. Non-photo real sources are left out (they are not photos)."""
-    from model.sources import load_sources
-
-    nonphoto = set(load_sources().nonphoto_real)
-    split = "train" if setting == "train" else "val"
-    real = read_manifest(manifest, split=split)
-    return sorted(s.path for s in real if s.label == "real" and s.source not in nonphoto)
-
-
-def write_set(
-    out: Path,
-    setting: str,
-    n_per_kind: int,
-    seed: int = 0,
-    photos: Sequence[Path] = (),
-    kinds: Sequence[str] = KINDS,
-    on_item=None,
-) -> Path:
-    """Render n_per_kind images of each kind into out/<kind>/ and write out/manifest.csv; returns its path."""
-    if setting not in SETTINGS:
-        raise ValueError(f"setting {setting!r} is not one of {sorted(SETTINGS)}")
-    out = Path(out)
-    rows = []
-    for kind in kinds:
-        (out / kind).mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_kind):
-            data = store_as_dataset(render_one(setting, kind, seed, i, photos))
-            rel = Path(kind) / f"{setting}-{seed}-{i:05d}.jpg"
-            (out / rel).write_bytes(data)
-            rows.append(
-                {
-                    "path": str(rel),
-                    "label": "real",
-                    "source": SOURCE[setting],
-                    "split": MANIFEST_SPLIT[setting],
-                    "origin": kind,
-                }
-            )
-            if on_item:
-                on_item()
-    manifest = out / "manifest.csv"
-    tmp = manifest.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(manifest)  # written last and atomically: a manifest means a complete set
-    return manifest
-
-
-def cached_set(cache: Path, setting: str, n_per_kind: int, seed: int, manifest: Path, on_item=None) -> list[Sample]:
-    """The rendered set as Samples, rendered once into `cache` and read from there afterwards."""
-    folder = Path(cache) / f"nonphoto-v{VERSION}-{setting}-n{n_per_kind}-s{seed}"
-    m = folder / "manifest.csv"
-    if not m.is_file():
-        write_set(folder, setting, n_per_kind, seed, meme_photos(manifest, setting), on_item=on_item)
-    return read_manifest(m)
