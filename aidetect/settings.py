@@ -101,7 +101,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_model_uri(self) -> str:
-        return self.model_uri or f"models:/{self.model_name}@{self.production_alias}"
+        if self.model_uri:
+            return self.model_uri
+        from model.registry import alias_uri  # here, not above: model.registry imports this module (and mlflow)
+
+        return alias_uri(self.model_name, self.production_alias)
 
 
 def get_settings(**overrides) -> Settings:

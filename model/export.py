@@ -24,11 +24,6 @@ log = logging.getLogger(__name__)
 
 MAX_ABS_DP = 1e-4  # the most an fp32 export may move a calibrated probability
 PARITY_IMAGES = 64  # validation images the export is checked on
-# Tags that describe an evaluation or a CI decision about the old version, not the weights: the new version
-# earns its own.
-_NOT_COPIED = ("ci.", "eval_", "val_q60")
-
-
 def compare_runtimes(bundle: DetectorBundle, images: np.ndarray, runtime: str = "onnx") -> dict:
     """Eager torch against `runtime` on (N, H, W, 3) uint8 images: the largest probability difference
     and how many verdicts agree. Leaves the bundle on `runtime`."""
@@ -79,9 +74,10 @@ def export_version(settings: Settings, version: str, move_aliases: bool = False)
         )
     client = MlflowClient()
     source = client.get_model_version(name, ref.version)
-    tags = {k: v for k, v in source.tags.items() if not k.startswith(_NOT_COPIED)}
-    tags.update({"exported_from": ref.version, "runtime": bundle.export_info["runtime"]})
-    tags["opset"] = str(bundle.export_info["opset"])
+    tags = {k: v for k, v in source.tags.items() if not k.startswith(registry.JUDGEMENT_TAG_PREFIXES)}
+    tags[registry.TAG_EXPORTED_FROM] = ref.version
+    tags[registry.TAG_RUNTIME] = bundle.export_info["runtime"]
+    tags[registry.TAG_OPSET] = str(bundle.export_info["opset"])
     bundle.info = {**bundle.info, "exported_from": ref.uri}
     with mlflow.start_run(experiment_id=registry.ensure_experiment(settings), run_name=f"export-v{ref.version}"):
         mlflow.log_metrics({"parity_max_abs_dp": parity["max_abs_dp"], "parity_n": parity["n"]})

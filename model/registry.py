@@ -62,11 +62,22 @@ TAG_GATE_RUN_ID = "ci.gate.run_id"
 TAG_REPLACED = "ci.replaced"  # the version this one replaced in the stage
 TAG_RESTORED = "ci.restored"  # the version a rollback took out to put this one back
 TAG_ROLLED_BACK = "ci.rolled_back"  # when this version was rolled back out of the stage
+TAG_EXPORTED_FROM = "exported_from"  # an ONNX export: the version whose weights it holds
+TAG_RUNTIME = "runtime"  # an ONNX export: the runtime it was checked on
+TAG_OPSET = "opset"  # an ONNX export: its ONNX opset
+TAG_PREFIX_CI = "ci."  # every tag the retrain loop writes (TAG_GATE, TAG_EVAL_*, TAG_REPLACED, ...)
+# Tags that judge a version (an evaluation, a CI decision) rather than describe its weights: a new version made
+# from the same weights, such as an export, earns its own (prefixes, so stage-suffixed tags count too).
+JUDGEMENT_TAG_PREFIXES = (TAG_PREFIX_CI, TAG_EVAL_RUN_ID, TAG_VAL_Q60_AUROC)
 SNAPSHOT_ARTIFACTS = "data-snapshot"  # artifact folder of a training run: the snapshot's manifest and sidecar
 
 
 def model_uri(name: str, version: str | int) -> str:
     return f"models:/{name}/{version}"
+
+
+def alias_uri(name: str, alias: str) -> str:
+    return f"models:/{name}@{alias}"
 
 
 def version_ref(name: str, version: str | int, run_id: str | None = None) -> ModelRef:
