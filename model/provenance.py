@@ -8,8 +8,8 @@
     weak_label(prov)                       # "ai" where the metadata is unambiguous, else None
 
 Shared by ingest (stored as fields, weak labels) and the service (runs on every request), so it
-only walks container headers (PNG chunks, JPEG segments, RIFF chunks, TIFF IFDs): no pixel is
-decoded, every read is bounded, and C2PA's reader is loaded only when a C2PA box is present.
+only walks container headers (model/image_metadata.py: PNG chunks, JPEG segments, RIFF chunks, TIFF IFDs):
+no pixel is decoded, every read is bounded, and C2PA's reader is loaded only when a C2PA box is present.
 Metadata is trivially stripped or forged: absence proves nothing and presence is a hint, never
 a verdict, which is why the only weak label ever derived from it is "ai", and only when no other
 field contradicts it.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
-import zlib
+
+from model.image_metadata import Metadata, read_metadata
 
 # IPTC NewsCodes digital source types (cv.iptc.org/newscodes/digitalsourcetype/).
 AI_SOURCE_TYPES = {"trainedAlgorithmicMedia", "algorithmicMedia"}
@@ -59,10 +59,7 @@ GENERATOR_SOFTWARE = (
     "nightcafe",
 )
 
-MAX_TEXT = 1 << 20  # bytes: cap on any decompressed text chunk (zlib bombs in zTXt/iTXt)
-MAX_SCAN = 8 << 20  # bytes: how far the XMP fallback scan looks into unknown containers
 _DST_RE = re.compile(rb"digitalsourcetype/([A-Za-z]+)")
-_XMP_START = b"<x:xmpmeta"
 
 
 def empty_provenance() -> dict:
@@ -81,22 +78,7 @@ def extract_provenance(data: bytes) -> dict:
     out = empty_provenance()
     try:
         data = bytes(data or b"")
-        meta = _Meta()
-        # Magic bytes, not Pillow's format: provenance is read from truncated or hand-built containers too,
-        # which Image.open refuses.
-        if data.startswith(b"\x89PNG\r\n\x1a\n"):
-            _walk_png(data, meta)
-        elif data.startswith(b"\xff\xd8"):
-            _walk_jpeg(data, meta)
-        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            _walk_webp(data, meta)
-        elif data[:4] in (b"II*\x00", b"MM\x00*"):
-            _read_tiff(data, meta)
-        if not meta.xmp:
-            # GIF, HEIF/AVIF and other containers: an XMP packet is plain text somewhere in the file.
-            start = data.find(_XMP_START, 0, MAX_SCAN)
-            if start >= 0:
-                meta.xmp.append(data[start : start + MAX_TEXT])
+        meta = read_metadata(data)
         if meta.c2pa_box:
             out["c2pa"] = _read_c2pa(data, meta.mime)
         _interpret(meta, out)
@@ -118,165 +100,6 @@ def weak_label(prov: dict) -> str | None:
     if c2pa.get("present") and c2pa.get("validation") == "invalid":
         return None  # a tampered manifest tells us nothing reliable
     return "ai"
-
-
-# --- container walkers: each fills _Meta and never reads past the buffer ---
-
-
-class _Meta:
-    def __init__(self) -> None:
-        self.mime = "application/octet-stream"
-        self.texts: dict[str, str] = {}  # PNG text chunks by keyword
-        self.xmp: list[bytes] = []
-        self.exif_software: str | None = None
-        self.exif_comment: str | None = None
-        self.c2pa_box = False
-
-
-def _walk_png(data: bytes, meta: _Meta) -> None:
-    meta.mime = "image/png"
-    pos = 8
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if ctype == b"IEND":
-            break
-        if ctype == b"tEXt":
-            key, _, value = body.partition(b"\x00")
-            _add_text(meta, key, value.decode("latin-1", "replace"))
-        elif ctype == b"zTXt":
-            key, _, rest = body.partition(b"\x00")
-            _add_text(meta, key, _inflate(rest[1:]).decode("latin-1", "replace"))
-        elif ctype == b"iTXt":
-            key, _, rest = body.partition(b"\x00")
-            if len(rest) < 2:
-                continue
-            compressed = rest[0] == 1
-            _lang, _, rest = rest[2:].partition(b"\x00")
-            _translated, _, text = rest.partition(b"\x00")
-            raw = _inflate(text) if compressed else text[:MAX_TEXT]
-            if key == b"XML:com.adobe.xmp":
-                meta.xmp.append(raw)
-            else:
-                _add_text(meta, key, raw.decode("utf-8", "replace"))
-        elif ctype == b"eXIf":
-            _read_tiff(body, meta)
-        elif ctype == b"caBX":  # C2PA manifest store in PNG
-            meta.c2pa_box = True
-
-
-def _walk_jpeg(data: bytes, meta: _Meta) -> None:
-    meta.mime = "image/jpeg"
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            break
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end: metadata segments come before
-            break
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        body = data[pos + 4 : pos + 2 + length]
-        pos += 2 + length
-        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
-            _read_tiff(body[6:], meta)
-        elif marker == 0xE1 and body.startswith(b"http://ns.adobe.com/xap/1.0/\x00"):
-            meta.xmp.append(body[29:])
-        elif marker == 0xEB and body[:2] == b"JP" and b"c2pa" in body[:64]:  # JUMBF in APP11
-            meta.c2pa_box = True
-
-
-def _walk_webp(data: bytes, meta: _Meta) -> None:
-    meta.mime = "image/webp"
-    pos = 12
-    while pos + 8 <= len(data):
-        ctype = data[pos : pos + 4]
-        (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 8 + length + (length & 1)
-        if ctype == b"EXIF":
-            _read_tiff(body[6:] if body.startswith(b"Exif\x00\x00") else body, meta)
-        elif ctype == b"XMP ":
-            meta.xmp.append(body[:MAX_TEXT])
-        elif ctype == b"C2PA":
-            meta.c2pa_box = True
-
-
-_TIFF_SOFTWARE, _TIFF_EXIF_IFD, _EXIF_USER_COMMENT, _TIFF_XMP = 0x0131, 0x8769, 0x9286, 0x02BC
-
-
-def _read_tiff(tiff: bytes, meta: _Meta) -> None:
-    """EXIF Software (IFD0), UserComment (Exif IFD, where A1111 puts JPEG parameters) and XMP (tag 700)."""
-    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
-        return
-    end = "<" if tiff[:2] == b"II" else ">"
-    (ifd0,) = struct.unpack(end + "I", tiff[4:8])
-    entries = _ifd_entries(tiff, ifd0, end)
-    if _TIFF_SOFTWARE in entries:
-        meta.exif_software = _ascii(entries[_TIFF_SOFTWARE]) or None
-    if _TIFF_XMP in entries:
-        meta.xmp.append(entries[_TIFF_XMP][:MAX_TEXT])
-    if _TIFF_EXIF_IFD in entries and len(entries[_TIFF_EXIF_IFD]) >= 4:
-        (sub,) = struct.unpack(end + "I", entries[_TIFF_EXIF_IFD][:4])
-        comment = _ifd_entries(tiff, sub, end).get(_EXIF_USER_COMMENT)
-        if comment:
-            meta.exif_comment = _user_comment(comment) or None
-
-
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8}
-
-
-def _ifd_entries(tiff: bytes, offset: int, end: str) -> dict[int, bytes]:
-    """Raw value bytes of each tag in the IFD at `offset` (at most 512 entries read)."""
-    out: dict[int, bytes] = {}
-    if offset <= 0 or offset + 2 > len(tiff):
-        return out
-    (count,) = struct.unpack(end + "H", tiff[offset : offset + 2])
-    for i in range(min(count, 512)):
-        e = offset + 2 + 12 * i
-        if e + 12 > len(tiff):
-            break
-        tag, typ, n = struct.unpack(end + "HHI", tiff[e : e + 8])
-        size = _TYPE_SIZES.get(typ, 1) * n
-        if size <= 4:
-            out[tag] = tiff[e + 8 : e + 8 + size]
-        else:
-            (ptr,) = struct.unpack(end + "I", tiff[e + 8 : e + 12])
-            out[tag] = tiff[ptr : ptr + min(size, MAX_TEXT)]
-    return out
-
-
-def _ascii(raw: bytes) -> str:
-    return raw.split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
-
-
-def _user_comment(raw: bytes) -> str:
-    prefix, body = raw[:8], raw[8:]
-    if prefix.startswith(b"UNICODE"):
-        # The EXIF spec leaves the byte order open; writers (piexif, A1111) use big-endian.
-        enc = "utf-16-le" if body[:2] != b"\x00" * 2 and body[1:2] == b"\x00" else "utf-16-be"
-        return body.decode(enc, "replace").strip("\x00 ")
-    if prefix.startswith(b"ASCII"):
-        return body.decode("latin-1", "replace").strip("\x00 ")
-    return raw.decode("utf-8", "replace").strip("\x00 ")
-
-
-def _add_text(meta: _Meta, key: bytes, value: str) -> None:
-    meta.texts[key.decode("latin-1", "replace")[:80]] = value[:MAX_TEXT]
-
-
-def _inflate(blob: bytes) -> bytes:
-    d = zlib.decompressobj()
-    try:
-        return d.decompress(blob, MAX_TEXT)
-    except zlib.error:
-        return b""
 
 
 # --- C2PA ---
@@ -359,7 +182,7 @@ def _strongest(types: list[str]) -> str | None:
 # --- interpretation ---
 
 
-def _interpret(meta: _Meta, out: dict) -> None:
+def _interpret(meta: Metadata, out: dict) -> None:
     ev = out["evidence"]
     for packet in meta.xmp:
         m = _DST_RE.search(packet)
