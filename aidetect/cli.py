@@ -81,6 +81,8 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # httpx logs every request at INFO: pages of it from `ingest`, none of it news to a user
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     # A group whose extra is not installed stops here with the pip command, not later with a traceback;
     # its --help still works.
     problem = None if "--help" in sys.argv else extra_problem(ctx.invoked_subcommand)

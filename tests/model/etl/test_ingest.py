@@ -198,7 +198,8 @@ def _cli_env(fake, tmp_path) -> dict:
     return env
 
 
-INGEST = "import sys; from aidetect.cli_data import ingest_app; ingest_app(prog_name='aidetect ingest')"
+# `aidetect ingest ARGS` through the root command, which turns user errors into one line.
+INGEST = "import sys; from aidetect.cli import main; sys.argv[:1] = ['aidetect', 'ingest']; main()"
 
 
 @pytest.mark.slow
