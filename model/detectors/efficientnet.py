@@ -22,6 +22,8 @@ class DetectorSpec:
     dropout: float = 0.2  # dropout before the final linear layer
     input: str = "rgb"  # "rgb", or "residual": the backbone sees each pixel minus its 3x3 neighbours' mean
     residual_gain: float = 4.0  # scale of the residual, so its spread is near that of normalised RGB
+    # Backbones whose frozen stage features feed a linear head (model.detectors.frozen); empty: fine-tune `arch`
+    frozen: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +62,12 @@ class NeighbourResidual(nn.Module):
 
 
 def build_network(spec: DetectorSpec = DetectorSpec()) -> nn.Module:
+    if spec.frozen:
+        from model.detectors.frozen import FrozenStages
+
+        if spec.input != "rgb":
+            raise ValueError("frozen backbones take RGB input")
+        return FrozenStages(tuple(spec.frozen), spec.pretrained)
     if spec.input == "residual":
         return nn.Sequential(NeighbourResidual(spec.residual_gain), _backbone(spec))
     if spec.input != "rgb":
