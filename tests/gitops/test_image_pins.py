@@ -1,6 +1,8 @@
 """Every ghcr.io/aidetect image gitops/ runs is pinned to a tag .github/workflows/image.yml builds: its
 own tag step, run here with the commit the tag names, gives back that tag, and that commit is on this
-branch and touches a path that triggers the workflow."""
+branch, touches a path that triggers the workflow, and has the image test (tests/e2e/test_image.py): a
+commit from before the Dockerfile could build (its .dockerignore left out ci/ and infra/) triggered the
+workflow too, but its build failed, so no image carries its tag."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import yaml
 from gitops_render import GITOPS, REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "image.yml"
+IMAGE_TEST = "tests/e2e/test_image.py"
 
 
 def pins() -> list[tuple[str, str, str, str | None]]:
@@ -50,7 +53,7 @@ def test_every_image_of_ours_is_pinned_to_a_tag_the_image_workflow_builds():
     built = {i["image"] for i in workflow["jobs"]["build"]["strategy"]["matrix"]["include"]}
     triggers = workflow[True]["push"]["paths"] if True in workflow else workflow["on"]["push"]["paths"]
     if git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        pytest.skip("shallow clone: the pinned commits may be outside the fetched history")
+        pytest.skip("shallow clone: the pinned commits may be outside the fetched history (fetch-depth: 0 checks them)")
     found = pins()
     assert {name for _, name, _, _ in found} == {f"ghcr.io/aidetect/{i}" for i in built}
     for where, name, tag, digest in found:
@@ -64,5 +67,11 @@ def test_every_image_of_ours_is_pinned_to_a_tag_the_image_workflow_builds():
         changed = git("show", "--name-only", "--format=", sha).stdout.split()
         assert any(fnmatch.fnmatch(f, p) or f.startswith(p.removesuffix("**")) for f in changed for p in triggers), (
             f"{where}: commit {sha[:12]} changes nothing that makes image.yml build"
+        )
+        # The suite builds and runs the image from the Dockerfile of its own commit; where that test exists
+        # the workflow's build of the same tree succeeds, so the tag exists in the registry.
+        assert git("cat-file", "-e", f"{sha}:{IMAGE_TEST}").returncode == 0, (
+            f"{where}: {tag} predates {IMAGE_TEST}: no test built that image, and the Dockerfile of then "
+            "could not build it (pin a later commit with `python -m ci.gitops_pin image`)"
         )
         assert digest is None or re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
