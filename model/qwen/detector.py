@@ -35,6 +35,7 @@ class QwenDetector:
         self.device = device
         self.ids = answer_ids(tok, cfg)
         self.stage_fit: dict | None = None  # model.qwen.stage_fit.stored_fit, once applied
+        self.stale: str | None = None  # model.qwen.stage_fit.staleness: the fit is not for the fast model in front
         self.thresholds: dict | None = None
 
     def use_stage_fit(self, fit: dict | None) -> QwenDetector:
@@ -99,6 +100,7 @@ class QwenDetector:
             "thresholds": self.thresholds,
             "thresholds_fitted_on": None if self.stage_fit is None else self.stage_fit["fitted_on"],
             "thresholds_fast_model": None if self.stage_fit is None else self.stage_fit["fast_model"],
+            "thresholds_stale": self.stale,
             "prompt_bank": self.bank.version,
             "calibrator": self.calibrator,
         }

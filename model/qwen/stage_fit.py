@@ -6,17 +6,22 @@ with the Qwen model version so `aidetect qwen serve` decides with them.
 
 Both stages score the validation split through the serving decode path; the fit itself is
 model.qwen.thresholds. Where the result is kept:
-  - a registry version: the model-version tag `stage_thresholds` (what serving reads), and the full
+  - a registry version: one model-version tag per fast model it was fitted behind,
+    `stage_thresholds/<fast name>/<fast version>`, plus `stage_thresholds`, the latest fit; and the full
     report as stage_thresholds.json in the version's run;
   - a bundle folder: stage_thresholds.json inside it (read when the folder is served or registered).
-The logged artifact is never rewritten: the band the Qwen stage sees depends on the fast model in front
-of it, so a new fast model means refitting (seconds), not retraining. The tag names the fast model.
+The band the Qwen stage sees depends on the fast model in front of it, so a new fast model means
+refitting (seconds on the GPU, no retraining). The retrain workflow fits behind its challenger while the
+GPU is leased, so production's own fit stays in place until the challenger is promoted; serving picks
+the fit made behind the fast model in front (`staleness` says when there is none), and the promotion
+to production refuses a fast model with none (ci/qwen_stage.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +32,8 @@ from .thresholds import MIN_PER_LABEL, fit_stage_thresholds
 
 log = logging.getLogger(__name__)
 
-TAG = "stage_thresholds"  # model-version tag holding stored_fit() as JSON
+TAG = "stage_thresholds"  # model-version tag holding the latest stored_fit() as JSON
+_VERSIONED = re.compile(r"^models:/(?P<name>[\w.-]+)/(?P<version>\d+)$")
 FILE = "stage_thresholds.json"  # in a bundle folder, and the full report in the version's run
 
 
@@ -98,6 +104,12 @@ def stored_fit(result: dict, fast_uri: str) -> dict:
     }
 
 
+def fit_tag(fast_uri: str) -> str | None:
+    """The tag that holds the fit made behind `fast_uri` (models:/<name>/<version>); None for a folder."""
+    m = _VERSIONED.match(fast_uri)
+    return f"{TAG}/{m['name']}/{m['version']}" if m else None
+
+
 def store(qwen_uri: str, result: dict, fast_uri: str) -> str:
     """Keep the fit with the Qwen model version; returns where it went."""
     stored = stored_fit(result, fast_uri)
@@ -110,22 +122,45 @@ def store(qwen_uri: str, result: dict, fast_uri: str) -> str:
     from model import registry
 
     ref = registry.resolve(qwen_uri)
-    registry.set_version_tags(ref, {TAG: json.dumps(stored)})
+    tags = {TAG: json.dumps(stored)}
+    if keyed := fit_tag(fast_uri):
+        tags[keyed] = tags[TAG]
+    registry.set_version_tags(ref, tags)
     if ref.run_id:
         MlflowClient().log_dict(ref.run_id, {**stored, "report": result}, FILE)
     return f"{ref.uri} (tag {TAG})"
 
 
-def read_stored(bundle_dir: str | Path | None = None, ref=None) -> dict | None:
-    """The fit kept with a version: its registry tag wins over a file in the bundle; None when unfitted."""
+def read_stored(bundle_dir: str | Path | None = None, ref=None, fast_model: str | None = None) -> dict | None:
+    """The fit kept with a version: the one made behind `fast_model` (models:/<name>/<version>) when
+    there is one, else the latest; a registry tag wins over a file in the bundle; None when unfitted."""
     if ref is not None:
         from mlflow.tracking import MlflowClient
 
         tags = MlflowClient().get_model_version(ref.name, ref.version).tags
-        if TAG in tags:
-            return json.loads(tags[TAG])
+        keyed = fit_tag(fast_model) if fast_model else None
+        for key in (keyed, TAG):
+            if key in tags:
+                return json.loads(tags[key])
     if bundle_dir is not None and (Path(bundle_dir) / FILE).is_file():
         return json.loads((Path(bundle_dir) / FILE).read_text())
+    return None
+
+
+def staleness(fit: dict | None, fast_model: str | None, qwen_uri: str) -> str | None:
+    """None when `fit` was made behind `fast_model`; otherwise one line saying so and what to run.
+    Thresholds fitted behind another fast model decide on an uncertain band they never saw: the Qwen
+    stage's error rates are then unknown, not the 1% it promises."""
+    if fast_model is None:
+        return None
+    refit = f"aidetect qwen fit-thresholds --fast-model {fast_model} --qwen-model {qwen_uri}"
+    if fit is None:
+        return f"{qwen_uri} has no thresholds fitted behind {fast_model}: run `{refit}` (on a GPU)"
+    if fit.get("fast_model") != fast_model:
+        return (
+            f"{qwen_uri}'s thresholds were fitted behind {fit.get('fast_model')}, but the fast model in front "
+            f"is {fast_model}: run `{refit}` (on a GPU)"
+        )
     return None
 
 

@@ -114,8 +114,24 @@ def log_and_register(result, settings: Settings, name: str | None = None) -> reg
     return ref
 
 
-def load_detector(uri: str, device: str | None = None):
-    """(QwenDetector, ModelRef) through the registry path the service uses."""
+def fast_model_in_front(settings: Settings | None = None) -> str | None:
+    """The exact fast model (models:/<name>/<version>) the Qwen stage sits behind: AIDETECT_MODEL_URI as
+    the CPU tier reads it (the GPU tier gets the same ConfigMap key), else the production alias; None when
+    the registry has no such model, so nothing can be said about the fit."""
+    from aidetect.settings import get_settings
+
+    settings = settings or get_settings()
+    try:
+        return registry.resolve(settings.resolved_model_uri).uri
+    except registry.RegistryError as e:
+        log.info("no fast model to check the Qwen thresholds against: %s", e)
+        return None
+
+
+def load_detector(uri: str, device: str | None = None, fast_model: str | None = None):
+    """(QwenDetector, ModelRef) through the registry path the service uses, deciding with the thresholds
+    fitted behind `fast_model` (default: fast_model_in_front()); a fit made behind another fast model, or
+    none, is used as it is, logged as a warning and shown in preprocessing()["thresholds_stale"]."""
     ref = registry.resolve(uri)
     try:
         pyfunc = mlflow.pyfunc.load_model(ref.uri)
@@ -127,7 +143,13 @@ def load_detector(uri: str, device: str | None = None):
     det = model.detector
     if device is not None and device != det.device:
         det = type(det).from_bundle(model.bundle_dir, device)
-    from .stage_fit import read_stored
+    from .stage_fit import read_stored, staleness
 
-    # Thresholds fitted after registration live in a version tag; they win over any in the bundle.
-    return det.use_stage_fit(read_stored(ref=ref)), ref
+    # Thresholds fitted after registration live in version tags; they win over any in the bundle.
+    fast_model = fast_model or fast_model_in_front()
+    fit = read_stored(ref=ref, fast_model=fast_model)
+    det = det.use_stage_fit(fit)
+    det.stale = staleness(fit, fast_model, ref.uri)
+    if det.stale:
+        log.warning("Qwen stage thresholds are stale: %s", det.stale)
+    return det, ref

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,40 @@ def test_everything_that_touches_data_or_the_registry_runs_in_the_cluster():
             assert job["runs-on"] == "ubuntu-latest", job_id
     assert "'aidetect-gpu'" in jobs["retrain"]["runs-on"] and "'aidetect-cluster'" in jobs["retrain"]["runs-on"]
     for stage in ("staging", "canary", "production"):
-        assert f"--to {stage}" in jobs[stage]["steps"][0]["run"] and "--no-pin" in jobs[stage]["steps"][0]["run"]
+        move = next(s for s in jobs[stage]["steps"] if s.get("id") == "move")
+        assert f"--to {stage}" in move["run"] and "--no-pin" in move["run"]
+
+
+def test_qwen_thresholds_are_fitted_behind_a_gpu_challenger_and_required_for_production():
+    jobs = load("retrain")["jobs"]
+    setup = jobs["setup"]
+    pinned = next(s for s in setup["steps"] if s.get("id") == "qwen")
+    assert "python3 -m ci.qwen_stage pinned" in pinned["run"]  # a bare runner: the stdlib-only command
+    assert setup["outputs"]["qwen_model"] == "${{ steps.qwen.outputs.qwen_model }}"
+    # Fitted in the retrain job, after the challenger is registered, only on the leased GPU (the GPU image).
+    steps = jobs["retrain"]["steps"]
+    names = [s.get("id") or s["name"] for s in steps]
+    fit = next(s for s in steps if "ci.qwen_stage fit" in s.get("run", ""))
+    assert names.index("retrain") < steps.index(fit)
+    assert fit["if"] == "needs.setup.outputs.trainer == 'gpu'"
+    assert fit["env"]["FAST_MODEL"] == "${{ steps.retrain.outputs.model_uri }}"
+    assert fit["env"]["QWEN_MODEL"] == "${{ needs.setup.outputs.qwen_model }}"
+    assert "gpu-down" in jobs and "retrain" in jobs["gpu-down"]["needs"]  # the lease outlives the fit
+    # Checked before @production moves, on the version being promoted.
+    prod = jobs["production"]["steps"]
+    check = next(i for i, s in enumerate(prod) if "ci.qwen_stage check" in s.get("run", ""))
+    move = next(i for i, s in enumerate(prod) if s.get("id") == "move")
+    assert check < move and prod[check]["env"]["VERSION"] == prod[move]["env"]["VERSION"]
+    assert "if" not in prod[check], "the check must not be skippable"
+
+
+def test_qwen_stage_pinned_reads_the_gpu_tier_pin():
+    proc = subprocess.run([sys.executable, "-S", "-m", "ci.qwen_stage", "pinned"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    kustomization = (REPO / "gitops/apps/detector/components/gpu-tier/kustomization.yaml").read_text()
+    assert re.fullmatch(r"models:/[\w.-]+/\d+", proc.stdout.strip())
+    assert f"QWEN_MODEL_URI={proc.stdout.strip()}" in kustomization
 
 
 def run_step(script: str, tmp_path: Path, exit_code: int, **env) -> subprocess.CompletedProcess:

@@ -147,3 +147,53 @@ def test_unknown_models_fail_with_one_line(tmp_path):
         env=env,
     )
     assert r.exit_code != 0 and "aidetect: error:" in r.output and "Traceback" not in r.output
+
+
+def test_staleness_names_both_fast_models_and_the_refit_command():
+    from model.qwen.stage_fit import fit_tag, staleness
+
+    fit = {"fast_model": "models:/aidetect/3", "thresholds": {}}
+    assert fit_tag("models:/aidetect/3") == "stage_thresholds/aidetect/3" and fit_tag("/some/bundle") is None
+    assert staleness(fit, "models:/aidetect/3", "models:/q/1") is None
+    assert staleness(fit, None, "models:/q/1") is None  # nothing in front to compare with
+    why = staleness(fit, "models:/aidetect/4", "models:/q/1")
+    assert "models:/aidetect/3" in why and "models:/aidetect/4" in why
+    assert "aidetect qwen fit-thresholds --fast-model models:/aidetect/4 --qwen-model models:/q/1" in why
+    assert "no thresholds fitted behind models:/aidetect/4" in staleness(None, "models:/aidetect/4", "models:/q/1")
+
+
+@pytest.mark.slow
+def test_each_fast_model_keeps_its_own_fit_and_a_missing_one_is_stale(two_stages, monkeypatch, capsys):
+    """The retrain loop's view (ci/qwen_stage.py): a new challenger gets a fit of its own without touching
+    production's, serving picks the fit for the fast model in front, and the production check refuses a
+    fast model with none."""
+    import mlflow
+
+    from ci import qwen_stage
+    from model import registry
+    from model.qwen.tracking import load_detector
+
+    settings, fast_uri, qwen_uri, _ = two_stages
+    for k, v in cli_env(settings).items():
+        monkeypatch.setenv(k, v)
+    registry.configure(settings)
+    quick = ["--qwen-model", qwen_uri, "--max-samples", "16", "--min-per-label", "2"]
+    assert qwen_stage.main(["fit", "--fast-model", fast_uri, *quick]) == 0
+    # A challenger: a second version of the fast model, which the Qwen stage was never fitted behind.
+    name = fast_uri.removeprefix("models:/").split("/")[0]
+    challenger = registry.model_uri(name, mlflow.register_model(fast_uri, name).version)
+    capsys.readouterr()
+
+    assert qwen_stage.main(["check", "--fast-model", challenger, "--qwen-model", qwen_uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qwen_stage: error:") and "\n" not in err and f"--fast-model {challenger}" in err
+    det, _ = load_detector(qwen_uri, "cpu", fast_model=challenger)
+    assert det.stale and challenger in det.preprocessing()["thresholds_stale"]
+    assert det.preprocessing()["thresholds_fast_model"] == fast_uri  # it decides with the latest fit meanwhile
+
+    assert qwen_stage.main(["fit", "--fast-model", challenger.rsplit("/", 1)[1], *quick]) == 0  # a bare number
+    assert qwen_stage.main(["check", "--fast-model", challenger, "--qwen-model", qwen_uri]) == 0
+    assert f"{qwen_uri} has thresholds fitted behind {challenger}" in capsys.readouterr().out
+    for fast in (challenger, fast_uri):  # production's fit is still its own, beside the challenger's
+        det, _ = load_detector(qwen_uri, "cpu", fast_model=fast)
+        assert det.stale is None and det.preprocessing()["thresholds_fast_model"] == fast
