@@ -8,10 +8,6 @@ costs its neighbours their answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import hashlib
 import logging
 import time
 import uuid
@@ -20,11 +16,14 @@ from dataclasses import dataclass, field
 import litserve as ls
 import numpy as np
 import torch
+from PIL import Image
 from starlette.responses import JSONResponse
 
 from aidetect.settings import Settings, get_settings
+from model.etl.hashing import phash_hex, sha256_hex
 from model.preprocess import ImageError, decode_image, fit_to_size, to_array
 from model.provenance import extract_provenance
+from service.detection import Detection, ImageFacts, ModelRef, Provenance, Thresholds
 from service.litserve_compat import default_loop
 
 log = logging.getLogger(__name__)
@@ -40,80 +39,60 @@ class Decoded:
     t0: float  # perf_counter when decoding began
     data: bytes = field(default=b"", repr=False)  # kept for review when the verdict is uncertain
     key_id: str | None = None
+    # What imagehash.phash reduces an image to first (grey, 32x32 LANCZOS): a kept image's perceptual hash is
+    # then the one ingest computes from the full image, without holding the full image past decoding.
+    thumb: Image.Image | None = field(default=None, repr=False)
 
 
-def request_bytes(request) -> bytes:
-    """The image bytes of a multipart form (field `image`), a JSON body ({"image_b64": ...}) or the
-    service's own payload ({"data": bytes}, made by routes.py; JSON cannot carry bytes, so no client can)."""
-    if isinstance(request, dict) and isinstance(request.get("data"), bytes):
-        return request["data"]
-    if hasattr(request, "getlist") or hasattr(request, "multi_items"):  # starlette FormData
-        item = request.get("image")
-        if item is None:
-            raise ImageError("multipart body has no field 'image'", 400)
-        if isinstance(item, str):
-            raise ImageError("field 'image' must be a file upload, not text", 400)
-        item.file.seek(0)
-        return item.file.read()
-    if isinstance(request, dict):
-        b64 = request.get("image_b64")
-        if "url" in request and b64 is None:
-            raise ImageError("URL input is not offered: the service never fetches URLs; upload the bytes", 400)
-        if not isinstance(b64, str):
-            raise ImageError("JSON body needs a string field 'image_b64'", 400)
-        try:
-            return base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ImageError("'image_b64' is not valid base64", 400) from None
-    raise ImageError("send the image as the raw body, multipart field 'image', or JSON image_b64", 400)
+PHASH_SIDE = 32
 
 
-def decode(request, settings_pre) -> Decoded | ImageError:
+def decode(payload: dict, settings_pre) -> Decoded | ImageError:
+    """The worker's half of a request: the bytes the HTTP process read (service/body.py), decoded once."""
     t0 = time.perf_counter()
+    data = payload["data"]
     try:
-        data = request_bytes(request)
         img = decode_image(data, settings_pre)
         w, h = img.size
+        thumb = img.convert("L").resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS)
         x = to_array(fit_to_size(img, settings_pre), settings_pre)
     except ImageError as e:
         return e
-    key_id = request.get("key_id") if isinstance(request, dict) else None
-    return Decoded(x, hashlib.sha256(data).hexdigest(), w, h, extract_provenance(data), t0, data, key_id)
+    return Decoded(
+        x, sha256_hex(data), w, h, extract_provenance(data), t0, data, payload.get("key_id"), thumb
+    )
 
 
-def detection_record(item: Decoded, score: float, verdict: str, model: dict, kept: bool) -> dict:
-    """What is stored about one answered image (see service.records.Detection); a kept (uncertain) image
-    travels with its bytes, which the flusher puts in the object store."""
-    rec = {
-        "id": str(uuid.uuid4()),
-        "sha256": item.sha256,
-        "score": score,
-        "verdict": verdict,
-        "stage": "fast",
-        "model_name": model["name"],
-        "model_version": model["version"],
-        "api_key_id": item.key_id,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "width": item.width,
-        "height": item.height,
-        "size_bytes": len(item.data),
-        "provenance": item.provenance,
-        "kept": kept,
-    }
-    if kept:
-        rec["image_b64"] = base64.b64encode(item.data).decode()
-    return rec
+def detection_of(item: Decoded, score: float, verdict: str, model: ModelRef, thresholds: Thresholds) -> Detection:
+    """The typed detection of one answered image; an uncertain one is kept for review, with its hash."""
+    kept = verdict == "uncertain"
+    return Detection(
+        id=str(uuid.uuid4()),
+        score=round(score, 6),
+        verdict=verdict,
+        thresholds=thresholds,
+        model=model,
+        stage="fast",
+        provenance=Provenance(**item.provenance),
+        image=ImageFacts(sha256=item.sha256, width=item.width, height=item.height),
+        kept_for_review=kept,
+        api_key_id=item.key_id,
+        size_bytes=len(item.data),
+        phash=phash_hex(item.thumb) if kept and item.thumb is not None else None,
+    )
 
 
 class DetectorAPI(ls.LitAPI):
     """One EfficientNet detector loaded from the MLflow registry, batched dynamically."""
 
-    def __init__(self, settings: Settings | None = None, torch_threads: int = 0, **kw):
+    def __init__(self, settings: Settings | None = None, torch_threads: int = 0, workers: int = 1, cpus: int = 0, **kw):
         s = settings or get_settings()
         kw.setdefault("loop", default_loop(s.max_batch_size))
         super().__init__(max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout, api_path="/v1/detect", **kw)
         self.settings = s
         self.torch_threads = torch_threads  # 0: torch's own default
+        # With several single-core workers, a worker that scores alone may use every core (service/cores.py).
+        self.workers, self.cpus = workers, cpus
 
     def setup(self, device) -> None:
         from model import registry
@@ -135,7 +114,10 @@ class DetectorAPI(ls.LitAPI):
         from dataclasses import replace
 
         self.pre = replace(self.bundle.pre, max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels)
-        self.model_info = {"name": self.ref.name, "version": self.ref.version, "uri": self.ref.uri}
+        self.model_info = ModelRef(name=self.ref.name, version=self.ref.version, uri=self.ref.uri)
+        th = self.bundle.thresholds
+        self.thresholds = Thresholds(low=th["low"], high=th["high"])
+        self._setup_wide(scorer)
         log.info(
             "serving %s on %s %s, %s thread(s)",
             self.ref.uri,
@@ -145,15 +127,39 @@ class DetectorAPI(ls.LitAPI):
         )
         self._setup_records()
 
+    def _setup_wide(self, narrow) -> None:
+        """A second ONNX session with a thread per core, for batches no sibling worker competes with."""
+        from model.runtime import OnnxScorer
+        from service.cores import CoreShare
+
+        self.wide, self.cores = None, None
+        explicit = self.settings.torch_threads  # an operator's thread count always wins
+        if explicit or narrow.runtime != "onnxruntime" or self.workers < 2 or self.cpus <= (self.torch_threads or 1):
+            return
+        self.wide = OnnxScorer(self.bundle.onnx, self.cpus, narrow.precision)
+        self.cores = CoreShare(self.settings.home / f"cores-{self.settings.port}.lock", self.workers)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated scores of a batch: on every core when no other worker is scoring, else on our share."""
+        if self.cores is None:
+            return self.bundle.score_tensor(x)
+        with self.cores.busy():
+            if self.cores.alone():
+                return self.bundle.calibrate(self.wide.logits(x))
+            return self.bundle.score_tensor(x)
+
     def _setup_records(self) -> None:
-        """Records go to a local outbox that the HTTP process drains into the store (service.state): this
-        process only decodes and scores, so nothing here waits on a database or an object store."""
+        """Records go to a local outbox that the HTTP process drains into the database (service.state), and
+        kept images straight to the object store: this process never waits on the database."""
+        from model.etl.objects import open_objects
+        from model.etl.store import default_urls
         from service.metrics import metrics
         from service.outbox import Outbox
 
         self.metrics = metrics()
         self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
         self.outbox = Outbox(outbox_path(self.settings))
+        self.objects = open_objects(default_urls(self.settings)[1])
 
     def decode_request(self, request):
         return decode(request, self.pre)
@@ -165,48 +171,43 @@ class DetectorAPI(ls.LitAPI):
         if not isinstance(items, list):  # max_batch_size=1: LitServe hands one item over
             return self.predict([items])[0]
         ok = [i for i, it in enumerate(items) if isinstance(it, Decoded)]
-        records: list[dict | None] = [None] * len(items)
+        answers: list[Detection | None] = [None] * len(items)
         if ok:
-            scores = self.bundle.score_tensor(np.stack([items[i].x for i in ok]))
+            scores = self.score(np.stack([items[i].x for i in ok]))
             verdicts = self.bundle.verdicts(scores)
             for i, s, v in zip(ok, scores, verdicts, strict=True):
-                records[i] = detection_record(items[i], float(s), v, self.model_info, kept=v == "uncertain")
-            self._record([r for r in records if r is not None])
-        return [(it, r) for it, r in zip(items, records, strict=True)]
+                answers[i] = detection_of(items[i], float(s), v, self.model_info, self.thresholds)
+            self._record([(items[i], answers[i]) for i in ok])
+        return [(it, d) for it, d in zip(items, answers, strict=True)]
 
-    def _record(self, records: list[dict]) -> None:
+    def _record(self, answered: list[tuple[Decoded, Detection]]) -> None:
         if not hasattr(self, "outbox"):
             return
         m = self.metrics
-        m.batch.observe(len(records))
-        for r in records:
-            m.verdicts.labels(r["verdict"]).inc()
-            m.score.observe(r["score"])
+        m.batch.observe(len(answered))
+        for item, d in answered:
+            m.verdicts.labels(d.verdict).inc()
+            m.score.observe(d.score)
+            if d.kept_for_review:  # bytes first: a record never points at an object that is not there
+                try:
+                    self.objects.put(d.sha256, item.data)
+                except Exception as e:  # the answer still goes out, and the record says the image was not kept
+                    log.error("could not keep the review image of %s: %s", d.id, e)
+                    d.kept_for_review, d.phash = False, None
         try:
-            self.outbox.append(records)
+            self.outbox.append([d for _, d in answered])
         except Exception as e:  # the answer still goes out; the log says what was lost
-            log.error("could not queue %d detection records: %s", len(records), e)
+            log.error("could not queue %d detection records: %s", len(answered), e)
 
     def unbatch(self, output):
         return output
 
     def encode_response(self, output):
-        item, rec = output
+        item, det = output
         if isinstance(item, ImageError):
             return JSONResponse({"detail": item.message}, status_code=item.status)
-        th = self.bundle.thresholds
-        return {
-            "id": rec["id"],
-            "score": round(rec["score"], 6),
-            "verdict": rec["verdict"],
-            "thresholds": {"low": th["low"], "high": th["high"]},
-            "model": self.model_info,
-            "stage": "fast",
-            "provenance": item.provenance,
-            "image": {"sha256": item.sha256, "width": item.width, "height": item.height},
-            "kept_for_review": rec["kept"],
-            "latency_ms": round((time.perf_counter() - item.t0) * 1000, 2),
-        }
+        det.latency_ms = round((time.perf_counter() - item.t0) * 1000, 2)
+        return det
 
 
 def outbox_path(settings: Settings):
@@ -244,7 +245,7 @@ class LazyRecords:
             self._records = Records.open(self.settings)
         return self._records
 
-    def apply_outbox(self, rows: list[dict]) -> int:
+    def apply_outbox(self, rows: list[Detection]) -> int:
         try:
             return self.get().apply_outbox(rows)
         except Exception:

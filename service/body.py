@@ -1,48 +1,39 @@
-"""ASGI middleware that lets POST /v1/detect take a raw image body as well as multipart.
+"""Reading image uploads once, counting their bytes as they stream in.
 
-LitServe parses only JSON and form bodies, so a raw upload (`Content-Type: image/jpeg`,
-`application/octet-stream`, or none) is rewrapped here as multipart with one field, `image`.
-It also answers, before anything reaches the inference worker:
-- 413 when the body is over the byte limit (from Content-Length, or while streaming it in),
-- 400 for a JSON body that does not parse (LitServe would answer 500).
-A multipart body is not buffered here: it streams through to the form parser, counted on the way
-(service/limits.py): buffering and joining it here held two more copies of every batch.
+    data = await read_image(request, max_bytes)                     # POST /v1/detect
+    blobs = await read_images(request, max_bytes, max_images)       # POST /v1/detect/batch
+
+/v1/detect takes the image as the raw body (`Content-Type: image/jpeg`, `application/octet-stream`, or
+anything else that is not a form or JSON), as multipart field `image`, or as JSON {"image_b64": ...}. Each
+is read here, once, straight into the bytes the worker gets: no rewrapping as multipart, no second parse.
+A body over its limit is refused with 413 from its Content-Length before a byte is read, or as soon as
+the bytes streamed so far pass the limit; nothing is buffered beyond one chunk over it. Every refusal is
+an ImageError (a 4xx with a message), which the routes answer as JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-import secrets
+from collections.abc import AsyncIterator
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
 
-from service.limits import stream_limited
+from model.preprocess import ImageError
 
-# Only multipart carries files; an urlencoded "form" is what `curl --data-binary` labels a raw upload.
 FORM_TYPES = ("multipart/form-data",)
 # Multipart framing and a base64 JSON body are larger than the image they carry.
 ENVELOPE_SLACK = 1.4
+# Text fields beside the image are ignored, as the schema allows. The body limit already bounds their
+# bytes; this bounds their count (Starlette's own default).
+MAX_FIELDS = 1000
 
 
-async def _json_error(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"detail": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def multipart_wrap(data: bytes, content_type: str) -> tuple[bytes, str]:
-    boundary = "aidetect" + secrets.token_hex(12)
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="upload"\r\n'
-        f"Content-Type: {content_type or 'application/octet-stream'}\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def body_limit(max_bytes: int, content_type: str) -> int:
@@ -51,61 +42,97 @@ def body_limit(max_bytes: int, content_type: str) -> int:
     return int(max_bytes * ENVELOPE_SLACK) + 4096 if wrapped else max_bytes
 
 
-class ImageBodyMiddleware:
-    def __init__(self, app: ASGIApp, paths: tuple[str, ...] = ("/v1/detect",), max_bytes: int = 20 * 2**20):
-        self.app = app
-        self.paths = paths
-        self.max_bytes = max_bytes
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-        is_form = ctype in FORM_TYPES
-        limit = body_limit(self.max_bytes, ctype)
-        if is_form:
-            message = f"body is over the limit of {self.max_bytes / 2**20:.1f} MiB"
-            return await stream_limited(self.app, scope, receive, send, limit, message)
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _json_error(
-                send, 413, f"body is {int(declared) / 2**20:.1f} MiB; the limit is {self.max_bytes / 2**20:.1f} MiB"
-            )
-        # Read the body ourselves, stopping as soon as it passes the limit.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await _json_error(send, 413, f"body is over the limit of {self.max_bytes / 2**20:.1f} MiB")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if ctype == "application/json":
-            try:
-                json.loads(body)
-            except ValueError:
-                return await _json_error(
-                    send, 400, 'body is not valid JSON; send {"image_b64": "..."} or the raw image'
-                )
-        else:
-            body, new_type = multipart_wrap(body, ctype)
-            hdrs = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
-            hdrs += [(b"content-type", new_type.encode()), (b"content-length", str(len(body)).encode())]
-            scope = dict(scope, headers=hdrs)
 
-        sent = False
+async def limited_stream(request: Request, limit: int, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks; ImageError 413 as soon as they (or the declared length) pass `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ImageError(f"body is {_mib(int(declared))}; the limit is {_mib(max_bytes)}", 413)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ImageError(f"body is over the limit of {_mib(max_bytes)}", 413)
+        yield chunk
 
-        async def replay() -> dict:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+async def read_body(request: Request, limit: int, max_bytes: int) -> bytes:
+    return b"".join([chunk async for chunk in limited_stream(request, limit, max_bytes)])
+
+
+async def read_form(request: Request, max_bytes: int, max_files: int, usage: str) -> FormData:
+    """A multipart form, parsed as it streams in; `usage` says what a malformed one should have been."""
+    parser = MultiPartParser(
+        request.headers,
+        limited_stream(request, body_limit(max_bytes, FORM_TYPES[0]), max_bytes),
+        max_files=max_files,
+        max_fields=MAX_FIELDS,
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as e:
+        raise ImageError(f"{usage} ({e.message})", 400) from None
+
+
+def image_of_json(body: bytes) -> bytes:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise ImageError('body is not valid JSON; send {"image_b64": "..."} or the raw image', 400) from None
+    if not isinstance(payload, dict):
+        raise ImageError('JSON body must be an object: {"image_b64": "..."}', 400)
+    b64 = payload.get("image_b64")
+    if "url" in payload and b64 is None:
+        raise ImageError("URL input is not offered: the service never fetches URLs; upload the bytes", 400)
+    if not isinstance(b64, str):
+        raise ImageError("JSON body needs a string field 'image_b64'", 400)
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("'image_b64' is not valid base64", 400) from None
+
+
+async def read_image(request: Request, max_bytes: int) -> bytes:
+    """The one image of a /v1/detect request, or ImageError."""
+    ctype = media_type(request)
+    if ctype in FORM_TYPES:
+        form = await read_form(request, max_bytes, 2, "the body is not a valid multipart form; send field 'image'")
+        try:
+            item = form.get("image")
+            if item is None:
+                raise ImageError("multipart body has no field 'image'", 400)
+            if not isinstance(item, UploadFile):
+                raise ImageError("field 'image' must be a file upload, not text", 400)
+            data = await item.read()
+        finally:
+            await form.close()
+    elif ctype == "application/json":
+        data = image_of_json(await read_body(request, body_limit(max_bytes, ctype), max_bytes))
+    else:
+        data = await read_body(request, max_bytes, max_bytes)
+    if len(data) > max_bytes:  # base64 and multipart framing were allowed for; the image itself was not
+        raise ImageError(f"image is {_mib(len(data))}; the limit is {_mib(max_bytes)}", 413)
+    return data
+
+
+async def read_images(request: Request, max_bytes: int, max_images: int) -> list[bytes]:
+    """The images of a /v1/detect/batch request (multipart field `images`, repeated), or ImageError.
+    An image over `max_bytes` is returned as read: the route answers it alone, its neighbours still count."""
+    usage = f"send a multipart form with up to {max_images} files in field 'images'"
+    if media_type(request) not in FORM_TYPES:
+        raise ImageError(usage, 400)
+    form = await read_form(request, max_bytes * max_images, max_images + 1, usage)
+    try:
+        files = [f for name in ("images", "image[]") for f in form.getlist(name)]
+        if not files:
+            raise ImageError("multipart body has no files in field 'images'", 400)
+        if len(files) > max_images:
+            raise ImageError(f"{len(files)} images in one request; the limit is {max_images}", 413)
+        if any(not isinstance(f, UploadFile) for f in files):
+            raise ImageError("field 'images' must hold file uploads, not text", 400)
+        return [await f.read() for f in files]
+    finally:
+        await form.close()

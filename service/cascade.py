@@ -1,9 +1,9 @@
 """Cascade client: the fast model answers confident cases, the Qwen server the uncertain band.
 
     second = SecondStage("http://127.0.0.1:8001", timeout=10)
-    fast = {...}                                    # the fast detector's response
+    fast = ...                                      # the fast detector's service.detection.Detection
     qwen = second.score(image_bytes) if needs_second_stage(fast) else None
-    response = combine(fast, qwen)                  # stage: "fast" | "qwen"
+    answer = combine(fast, qwen)                    # the same detection, stage "fast" | "qwen"
 
 The second stage may be absent (no GPU lease, scaled to zero, slow): SecondStage then returns None
 within its timeout, and after a failure it stops trying for `cooldown` seconds so no request waits
@@ -20,15 +20,17 @@ import time
 
 import httpx
 
+from service.detection import PRIVATE, VERDICTS, Detection, FastOpinion
+
 log = logging.getLogger(__name__)
 
 UNCERTAIN = "uncertain"
 PATH = "/v1/qwen"
 
 
-def needs_second_stage(fast_result: dict) -> bool:
+def needs_second_stage(fast: Detection) -> bool:
     """Only the uncertain band goes to the second stage."""
-    return fast_result.get("verdict") == UNCERTAIN
+    return fast.verdict == UNCERTAIN
 
 
 def parse_second(body) -> dict | None:
@@ -36,7 +38,7 @@ def parse_second(body) -> dict | None:
     if not isinstance(body, dict):
         return None
     score, verdict = body.get("score"), body.get("verdict")
-    if not isinstance(score, int | float) or not isinstance(verdict, str):
+    if not isinstance(score, int | float) or not 0 <= score <= 1 or verdict not in VERDICTS:
         return None
     out = {"score": float(score), "verdict": verdict, "explanation": body.get("explanation")}
     if isinstance(body.get("model"), dict):
@@ -107,25 +109,22 @@ class SecondStage:
         self._client.close()
 
 
-def combine(fast_result: dict, second: dict | None) -> dict:
+def combine(fast: Detection, second: dict | None) -> Detection:
     """The cascade's answer: the Qwen verdict when the second stage ran, else the fast one."""
-    out = dict(fast_result)
     if second is None:
-        out["stage"] = "fast"
-        if needs_second_stage(fast_result):
-            out["review"] = True  # uncertain and no second opinion: the image waits in the review queue
-        return out
-    out.update(
-        stage="qwen",
-        score=second["score"],
-        verdict=second["verdict"],
-        fast={"score": fast_result.get("score"), "verdict": fast_result.get("verdict")},
-    )
+        # uncertain and no second opinion: the image waits in the review queue
+        return fast.model_copy(update={"stage": "fast", "review": True} if needs_second_stage(fast) else {})
+    update = {
+        "stage": "qwen",
+        "score": second["score"],
+        "verdict": second["verdict"],
+        "fast": FastOpinion(score=fast.score, verdict=fast.verdict),
+    }
     if second.get("explanation") is not None:
-        out["explanation"] = second["explanation"]
+        update["explanation"] = second["explanation"]
     if second.get("model"):
-        out["second_model"] = second["model"]
-    out.pop("review", None)
+        update["second_model"] = second["model"]
     if second["verdict"] == UNCERTAIN:  # inside the Qwen stage's own band too: a moderator decides
-        out["review"] = True
-    return out
+        update["review"] = True
+    fields = fast.model_dump(exclude_unset=True, exclude={"review"})
+    return Detection.model_validate({**fields, **update, **{k: getattr(fast, k) for k in PRIVATE}})

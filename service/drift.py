@@ -108,7 +108,7 @@ def store_reference_images(records, split: str, per_group: int, out_dir: Path) -
 def traffic_features(records, since: dt.datetime, limit: int = 50_000) -> dict[str, np.ndarray]:
     from sqlalchemy import select
 
-    from service.records import Detection
+    from service.tables import DetectionRow as Detection
 
     with records.session("reading recent detections") as s:
         rows = s.execute(

@@ -45,7 +45,9 @@ HTTP_COPIES = 4
 # Copies in the inference worker, per image of a forward batch: the pickled message and the bytes it
 # unpickles to, base64 for the outbox (4/3), the outbox row's JSON (4/3) and SQLite's copy of it (4/3),
 # plus allocator slack: with HTTP_COPIES, what makes this model cover the peak bench/serve_memory.py
-# measures (596 MiB of growth for 8 images of 7.8 MiB and 16 MP).
+# measured (596 MiB of growth for 8 images of 7.8 MiB and 16 MP). Kept bytes now go from the worker to the
+# object store and the outbox carries records only, so the three outbox copies are gone: this bound is
+# conservative until bench/serve_memory.py measures again.
 WORKER_COPIES = 7
 HEADROOM = 0.30  # the worst case may use at most 70% of the pod's memory limit
 

@@ -151,7 +151,7 @@ def build_moderator_router(state) -> APIRouter:
             size = await asyncio.to_thread(db.queue_size)
         except Exception:
             return unavailable()
-        return {"moderator": who, "items": items, "queue_size": size}
+        return {"moderator": who, "items": [d.for_moderators() for d in items], "queue_size": size}
 
     @router.get("/api/stats")
     async def stats(request: Request):

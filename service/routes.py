@@ -1,8 +1,8 @@
 """The versioned HTTP API around LitServe's batching: detect (one and many), feedback, probes, metrics.
 
-Every image, whether it arrives alone or in a batch, is scored through LitServe's queue to the
-inference worker (submit()), so there is one scoring path with dynamic batching. The routes here
-only read bodies and talk to the records database.
+Every image, whether it arrives alone or in a batch, is read once here (service/body.py) and scored through
+LitServe's queue to the inference worker (submit()), so there is one scoring path with dynamic batching.
+Callers are checked by one dependency (service/security.py) before any body is read.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import json
 import logging
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from model.etl.store import StoreError
 from model.preprocess import ImageError
-from service.api import request_bytes
+from service.body import read_image, read_images
+from service.detection import Detection
 from service.metrics import StateCollector, render
-from service.records import NotFound, stage_update
+from service.records import NotFound
+from service.security import caller
 
 log = logging.getLogger(__name__)
 
@@ -29,52 +31,10 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-class Provenance(BaseModel):
-    c2pa: dict | None = None
-    iptc_digital_source_type: str | None = None
-    generator: str | None = None
-    software: str | None = None
-    ai_hint: bool = False
-    evidence: list[str] = []
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
-    uri: str
-
-
-class ImageOut(BaseModel):
-    sha256: str
-    width: int
-    height: int
-
-
-class DetectionOut(BaseModel):
-    id: str = Field(description="detection id; send it back with POST /v1/feedback")
-    score: float = Field(ge=0, le=1, description="calibrated probability that the image is AI-generated")
-    verdict: str = Field(description="ai_generated | real | uncertain (between the thresholds)")
-    thresholds: dict[str, float]
-    model: ModelOut
-    stage: str
-    provenance: Provenance = Field(description="metadata hints, reported beside the score, never replacing it")
-    image: ImageOut
-    kept_for_review: bool
-    latency_ms: float
-    # Cascade (AIDETECT_QWEN_URL): set when the uncertain band went to the Qwen stage, or could not.
-    explanation: str | None = Field(default=None, description="the Qwen stage's reasons, when it decided")
-    fast: dict | None = Field(default=None, description="the fast stage's score and verdict, when Qwen decided")
-    second_model: dict | None = Field(default=None, description="the Qwen model that decided")
-    review: bool | None = Field(
-        default=None,
-        description="uncertain and no second opinion, or uncertain for the Qwen stage too: waits for a moderator",
-    )
-
-
 class BatchItem(BaseModel):
     index: int
     status: int
-    result: DetectionOut | None = None
+    result: Detection | None = None
     detail: str | None = None
 
 
@@ -116,25 +76,39 @@ def _one_field(name: str, schema: dict) -> dict:
 
 
 def _binary() -> dict:
-    return {"type": "string", "format": "binary"}  # fresh each time: FastAPI merges these into its document
+    # fresh each time: FastAPI merges these into its document. An empty file is no image: say so.
+    return {"type": "string", "format": "binary", "minLength": 1}
 
 
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": _one_field("image", _binary()),
-            "application/json": _one_field("image_b64", {"type": "string", "description": "base64 image bytes"}),
-            "application/octet-stream": {"schema": _binary()},
-        },
-    }
+# Standard base64 (RFC 4648, padded), as base64.b64decode(validate=True) reads it: what the schema promises
+# the route accepts. At least one byte, so never empty.
+BASE64 = {
+    "type": "string",
+    "minLength": 4,
+    "pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
+    "contentEncoding": "base64",
+    "description": "the image file's bytes, base64 (standard alphabet, padded)",
 }
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": _one_field("images", {"type": "array", "items": _binary()})},
+
+
+def image_body() -> dict:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": _one_field("image", _binary()),
+                "application/json": _one_field("image_b64", dict(BASE64)),
+                "application/octet-stream": {"schema": _binary()},
+            },
+        }
     }
-}
+
+
+def batch_body(max_images: int) -> dict:
+    # An empty file is not refused here: like any other bad image it is answered on its own in `results`.
+    item = {"type": "string", "format": "binary"}
+    images = {"type": "array", "items": item, "minItems": 1, "maxItems": max_images}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": _one_field("images", images)}}}
 
 
 def validation_message(errors: list[dict]) -> str:
@@ -146,8 +120,9 @@ def validation_message(errors: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def fix_openapi(app) -> None:
-    """LitServe's probes answer text; say so, so the document matches what the server does."""
+def fix_openapi(app, auth_required: bool = True) -> None:
+    """LitServe's probes answer text; say so, so the document matches what the server does. Where keys are
+    optional (auth_required false), say that too: an empty requirement beside the two key schemes."""
     base = app.openapi
 
     def openapi():
@@ -163,6 +138,8 @@ def fix_openapi(app) -> None:
             }
         for op in doc["paths"].values():
             for spec in op.values():
+                if spec.get("security") and not auth_required:
+                    spec["security"].append({})
                 if "422" in spec.get("responses", {}):
                     spec["responses"]["422"] = {
                         "description": "invalid request or undecodable image",
@@ -198,18 +175,18 @@ class Cascade:
     async def __call__(self, fast, data: bytes):
         from service.cascade import SecondStage, combine, needs_second_stage
 
-        if not self.url or not isinstance(fast, dict) or not needs_second_stage(fast):
+        if not self.url or not isinstance(fast, Detection) or not needs_second_stage(fast):
             return fast
         if self._stage is None:
             self._stage = SecondStage(self.url, timeout=self.timeout)
         # The client is synchronous and bounded by its timeout; a thread keeps the event loop free.
         second = await asyncio.to_thread(self._stage.score, data)
         out = combine(fast, second)
-        if out["stage"] != fast.get("stage") and self.outbox is not None:
-            try:
-                await asyncio.to_thread(self.outbox.append, [stage_update(out)])
+        if out.stage != fast.stage and self.outbox is not None:
+            try:  # the same detection, decided: the records replace the fast verdict with it
+                await asyncio.to_thread(self.outbox.append, [out])
             except Exception as e:  # the answer still goes out; the log says what the record misses
-                log.error("could not queue the cascade verdict of %s: %s", out.get("id"), e)
+                log.error("could not queue the cascade verdict of %s: %s", out.id, e)
         return out
 
 
@@ -227,6 +204,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     router = APIRouter()
 
     cascade = Cascade(settings, state.outbox)
+    guard = Depends(caller(state))
 
     async def submit(data: bytes, key_id: str | None):
         fast = await to_worker({"data": data, "key_id": key_id})
@@ -234,70 +212,52 @@ def build_router(server, lit_api, state) -> APIRouter:
 
     @router.post(
         "/v1/detect",
-        response_model=DetectionOut,
+        response_model=Detection,
         response_model_exclude_unset=True,  # cascade fields appear only when the cascade ran
         responses=ERRORS,
-        openapi_extra=IMAGE_BODY,
+        openapi_extra=image_body(),
+        dependencies=[guard],
         summary="Score one image: raw body, multipart field `image`, or JSON image_b64",
     )
     async def detect(request: Request):
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            if ctype == "application/json":
-                payload = await request.json()
-            else:  # the body middleware turned raw uploads into multipart
-                payload = await request.form(max_files=2, max_fields=10)
-            data = request_bytes(payload)
+            data = await read_image(request, settings.max_bytes)
         except ImageError as e:
             return _error(e.status, e.message)
-        except Exception:  # a form the multipart parser refuses
-            return _error(400, "the body is not a valid multipart form; send the image as field 'image'")
-        finally:
-            if ctype != "application/json" and "payload" in locals():
-                await payload.close()
-        return await submit(data, getattr(request.state, "key_id", None))
+        return await submit(data, request.state.key_id)
 
     @router.post(
         "/v1/detect/batch",
         response_model=BatchOut,
         response_model_exclude_unset=True,
         responses=ERRORS,
-        openapi_extra=BATCH_BODY,
+        openapi_extra=batch_body(settings.max_images_per_request),
+        dependencies=[guard],
         summary=f"Score up to {settings.max_images_per_request} images (multipart field `images`, repeated)",
     )
     async def detect_batch(request: Request):
-        limit = settings.max_images_per_request
-        try:
-            form = await request.form(max_files=limit + 1, max_fields=limit + 1)
-        except Exception:
-            return _error(400, f"send a multipart form with up to {limit} files in field 'images'")
-        try:
-            files = [f for name in ("images", "image[]") for f in form.getlist(name)]
-            if not files:
-                return _error(400, "multipart body has no files in field 'images'")
-            if len(files) > limit:
-                return _error(413, f"{len(files)} images in one request; the limit is {limit}")
-            if any(isinstance(f, str) for f in files):
-                return _error(400, "field 'images' must hold file uploads, not text")
-            blobs = [await f.read() for f in files]
-        finally:
-            await form.close()
-        key_id = getattr(request.state, "key_id", None)
         cap = settings.max_bytes
+        try:
+            blobs = await read_images(request, cap, settings.max_images_per_request)
+        except ImageError as e:
+            return _error(e.status, e.message)
+        key_id = request.state.key_id
 
         async def one(data: bytes):
             # An image over the byte limit is answered here, never shipped to the worker and copied there.
             if len(data) > cap:
-                return _error(413, f"image is {len(data) / 2**20:.1f} MiB; the limit is {cap / 2**20:.1f} MiB")
+                return ImageError(f"image is {len(data) / 2**20:.1f} MiB; the limit is {cap / 2**20:.1f} MiB", 413)
             return await submit(data, key_id)
 
         answers = await asyncio.gather(*(one(b) for b in blobs))
         results = []
         for i, a in enumerate(answers):
-            if isinstance(a, Response):  # an ImageError: a 4xx of its own, here or in the worker
-                results.append({"index": i, "status": a.status_code, "detail": json.loads(a.body)["detail"]})
-            else:
+            if isinstance(a, Detection):
                 results.append({"index": i, "status": 200, "result": a})
+            elif isinstance(a, ImageError):
+                results.append({"index": i, "status": a.status, "detail": a.message})
+            else:  # the worker's 4xx for this image
+                results.append({"index": i, "status": a.status_code, "detail": json.loads(a.body)["detail"]})
         return {"results": results}
 
     @router.post(
@@ -305,11 +265,12 @@ def build_router(server, lit_api, state) -> APIRouter:
         status_code=201,
         response_model=FeedbackOut,
         responses={**ERRORS, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+        dependencies=[guard],
         summary="Label an earlier detection (ai | real); stored before the answer",
     )
     async def feedback(body: FeedbackIn, request: Request):
-        who = getattr(request.state, "who", None)
-        if who is None or (settings.auth_required and not who.startswith("key:")):
+        who = request.state.who
+        if settings.auth_required and not who.startswith("key:"):
             # Labels become training data: where keys are required, nobody without one may give them.
             return _error(401, "feedback needs an API key: send 'Authorization: Bearer KEY'")
         try:

@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from aidetect.settings import Settings
 from service.api import DetectorAPI
-from service.body import FORM_TYPES, ImageBodyMiddleware, body_limit
+from service.body import FORM_TYPES, body_limit
 from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
 from service.litserve_compat import drop_routes
-from service.middleware import AuthMiddleware, MetricsMiddleware
+from service.middleware import MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
 
@@ -34,15 +34,16 @@ def build_server(settings: Settings) -> ls.LitServer:
     from service.routes import build_router, fix_openapi
     from service.state import ServiceState
 
-    workers, threads = inference_layout(settings.workers_per_device, settings.torch_threads, available_cpus())
-    log.info("%d inference worker(s), %d torch thread(s) each", workers, threads)
-    api = DetectorAPI(settings, torch_threads=threads)
+    cpus = available_cpus()
+    workers, threads = inference_layout(settings.workers_per_device, settings.torch_threads, cpus)
+    log.info("%d inference worker(s), %d thread(s) each (all %d when scoring alone)", workers, threads, cpus)
+    api = DetectorAPI(settings, torch_threads=threads, workers=workers, cpus=cpus)
     state = ServiceState(settings)
     batch_bytes = settings.max_bytes * settings.max_images_per_request
     # Listed innermost first: LitServe adds them in order, and each added one wraps the ones before.
+    # Image bodies are read, and their byte limits checked as they stream in, by the routes (service/body.py);
+    # keys and rate limits are the routes' dependency (service/security.py).
     middlewares = [
-        (ImageBodyMiddleware, {"paths": ("/v1/detect",), "max_bytes": settings.max_bytes}),
-        (ImageBodyMiddleware, {"paths": ("/v1/detect/batch",), "max_bytes": batch_bytes}),
         # Everything else that takes a body (feedback, sign-in, labels) is small: refuse more, unread.
         (BodyLimitMiddleware, {"max_bytes": SMALL_BODY_BYTES, "skip": ("/v1/detect", "/v1/detect/batch")}),
         # All image uploads together: at most one worst-case batch in flight (the memory model in docs/api.md).
@@ -56,7 +57,6 @@ def build_server(settings: Settings) -> ls.LitServer:
                 },
             },
         ),
-        (AuthMiddleware, {"state": state}),
         (
             CORSMiddleware,
             {
@@ -85,7 +85,7 @@ def build_server(settings: Settings) -> ls.LitServer:
     app.include_router(build_moderator_router(state))
     app.add_exception_handler(Exception, _no_traceback)
     app.add_exception_handler(RequestValidationError, _invalid)
-    fix_openapi(app)
+    fix_openapi(app, settings.auth_required)
     server.state = state
     return server
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from aidetect.testing.pictures import solid
 from model.manifest import read_manifest, subsample
 from service.client import ClientError, DetectorClient
-from service.records import Detection, Feedback
+from service.tables import DetectionRow as Detection
+from service.tables import Feedback
 
 pytestmark = pytest.mark.slow
 

@@ -58,7 +58,7 @@ def serve_scores(settings, images: list[bytes]):
         out = api.predict([api.decode_request({"data": b}) for b in images])
     finally:
         torch.set_grad_enabled(grad)  # later tests in this process train
-    return api, [api.encode_response(o)["score"] for o in out]
+    return api, [api.encode_response(o).score for o in out]
 
 
 @pytest.mark.slow

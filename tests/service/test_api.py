@@ -1,50 +1,26 @@
-"""The LitAPI's pure parts: reading request payloads and decoding, without a server."""
+"""The LitAPI's pure parts: decoding the bytes the HTTP process read, and the typed detection, without a server."""
 
-import base64
 import io
 
 import numpy as np
-import pytest
 from PIL import Image
-from starlette.datastructures import FormData, Headers, UploadFile
 
 from aidetect.testing.pictures import solid
-from model.preprocess import ImageError, PreprocessConfig
-from service.api import Decoded, decode, request_bytes
+from model.etl.hashing import phash_hex
+from model.preprocess import ImageError, PreprocessConfig, decode_image
+from service.api import Decoded, decode, detection_of
+from service.detection import ModelRef, Thresholds
 
 
-def form(data: bytes, field="image"):
-    up = UploadFile(io.BytesIO(data), filename="x.png", headers=Headers({"content-type": "image/png"}))
-    return FormData([(field, up)])
-
-
-def test_request_bytes_from_form_and_json():
-    data = solid()
-    assert request_bytes(form(data)) == data
-    assert request_bytes({"image_b64": base64.b64encode(data).decode()}) == data
-
-
-@pytest.mark.parametrize(
-    "payload,words",
-    [
-        (FormData([("other", "x")]), "no field 'image'"),
-        (FormData([("image", "text")]), "file upload"),
-        ({"image": "x"}, "image_b64"),
-        ({"image_b64": "***"}, "base64"),
-        (["list"], "raw body"),
-    ],
-)
-def test_request_bytes_errors(payload, words):
-    with pytest.raises(ImageError) as e:
-        request_bytes(payload)
-    assert e.value.status == 400 and words in e.value.message
+def payload(data: bytes) -> dict:
+    return {"data": data, "key_id": "k1"}  # what the HTTP process queues for the worker (service/routes.py)
 
 
 def test_decode_returns_errors_instead_of_raising():
     cfg = PreprocessConfig(max_pixels=1000)
-    err = decode(form(solid((100, 100))), cfg)
+    err = decode(payload(solid((100, 100))), cfg)
     assert isinstance(err, ImageError) and err.status == 413
-    ok = decode(form(solid((20, 20))), cfg)
+    ok = decode(payload(solid((20, 20))), cfg)
     assert isinstance(ok, Decoded) and ok.x.shape == (3, 256, 256) and (ok.width, ok.height) == (20, 20)
     assert ok.sha256 == __import__("hashlib").sha256(solid((20, 20))).hexdigest()
     assert ok.provenance["ai_hint"] is False and np.isfinite(ok.x).all()
@@ -57,5 +33,20 @@ def test_decode_reports_generator_metadata():
     info.add_text("parameters", "a cat, Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Model: sd15")
     buf = io.BytesIO()
     Image.new("RGB", (16, 16)).save(buf, "PNG", pnginfo=info)
-    out = decode(form(buf.getvalue()), PreprocessConfig())
+    out = decode(payload(buf.getvalue()), PreprocessConfig())
     assert out.provenance["ai_hint"] is True and out.provenance["generator"]
+
+
+def test_a_kept_detection_carries_the_perceptual_hash_ingest_would_compute():
+    from aidetect.testing.pictures import noise
+
+    data = noise(seed=3, size=(300, 200), block=8)
+    item = decode(payload(data), PreprocessConfig())
+    model, th = ModelRef(name="aidetect", version="2"), Thresholds(low=0.2, high=0.8)
+    kept = detection_of(item, 0.5, "uncertain", model, th)
+    assert kept.kept_for_review and kept.phash == phash_hex(decode_image(data))  # hashed in the worker
+    assert (kept.api_key_id, kept.size_bytes, kept.sha256) == ("k1", len(data), item.sha256)
+    answered = detection_of(item, 0.95, "ai_generated", model, th)
+    assert not answered.kept_for_review and answered.phash is None  # only kept images are hashed
+    # the answer leaves out what is stored beside it
+    assert set(answered.model_dump()) & {"api_key_id", "created_at", "size_bytes", "phash"} == set()

@@ -1,7 +1,7 @@
-"""The raw-body middleware, in process through httpx's ASGI transport."""
+"""Reading image uploads once (service/body.py), in process through httpx's ASGI transport."""
 
+import base64
 import io
-import json
 
 import httpx
 import pytest
@@ -10,74 +10,99 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.body import ImageBodyMiddleware
+from model.preprocess import ImageError
+from service.body import read_image, read_images
+
+pytestmark = pytest.mark.anyio
+
+FORM = "multipart/form-data"
+DATA = b"\xff\xd8\xff\xe0" + b"x" * 100
 
 
-async def echo(request: Request):
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        f = form["image"]
-        data = await f.read()
-        return JSONResponse({"kind": "form", "n": len(data), "type": f.content_type, "head": data[:4].hex()})
-    return JSONResponse({"kind": "json", "body": await request.json()})
+async def one(request: Request):
+    try:
+        data = await read_image(request, request.app.state.max_bytes)
+    except ImageError as e:
+        return JSONResponse({"detail": e.message}, status_code=e.status)
+    return JSONResponse({"n": len(data), "head": data[:4].hex()})
+
+
+async def many(request: Request):
+    try:
+        blobs = await read_images(request, request.app.state.max_bytes, 3)
+    except ImageError as e:
+        return JSONResponse({"detail": e.message}, status_code=e.status)
+    return JSONResponse({"sizes": [len(b) for b in blobs]})
 
 
 def client(max_bytes=1000):
-    app = Starlette(routes=[Route("/v1/detect", echo, methods=["POST"]), Route("/other", echo, methods=["POST"])])
-    wrapped = ImageBodyMiddleware(app, paths=("/v1/detect",), max_bytes=max_bytes)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://t")
+    app = Starlette(routes=[Route("/one", one, methods=["POST"]), Route("/many", many, methods=["POST"])])
+    app.state.max_bytes = max_bytes
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("ctype", ["image/jpeg", "application/octet-stream", "application/x-www-form-urlencoded", None])
-async def test_raw_body_becomes_multipart_image(ctype):
+async def test_a_raw_body_is_the_image(ctype):
     headers = {"content-type": ctype} if ctype else {}
     async with client() as c:
-        r = await c.post("/v1/detect", content=b"\xff\xd8\xff\xe0" + b"x" * 100, headers=headers)
-    assert r.status_code == 200
-    assert r.json()["kind"] == "form" and r.json()["n"] == 104 and r.json()["head"] == "ffd8ffe0"
+        r = await c.post("/one", content=DATA, headers=headers)
+    assert r.status_code == 200 and r.json() == {"n": 104, "head": "ffd8ffe0"}
 
 
-@pytest.mark.anyio
-async def test_multipart_and_json_pass_through():
+async def test_multipart_and_json_give_the_same_bytes():
     async with client() as c:
-        r = await c.post("/v1/detect", files={"image": ("a.png", io.BytesIO(b"PNGDATA"), "image/png")})
-        assert r.json() == {"kind": "form", "n": 7, "type": "image/png", "head": b"PNGD".hex()}
-        r = await c.post("/v1/detect", json={"image_b64": "AAAA"})
-        assert r.json() == {"kind": "json", "body": {"image_b64": "AAAA"}}
+        r = await c.post("/one", files={"image": ("a.jpg", io.BytesIO(DATA), "image/jpeg")})
+        assert r.json() == {"n": 104, "head": "ffd8ffe0"}
+        r = await c.post("/one", json={"image_b64": base64.b64encode(DATA).decode()})
+        assert r.json() == {"n": 104, "head": "ffd8ffe0"}
 
 
-@pytest.mark.anyio
-async def test_oversized_body_is_413_with_message():
-    async with client(max_bytes=1000) as c:
-        r = await c.post("/v1/detect", content=b"x" * 5000, headers={"content-type": "image/png"})
-    assert r.status_code == 413 and "limit" in r.json()["detail"]
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({"files": {"other": ("a", b"x")}}, 400, "no field 'image'"),
+        ({"data": {"image": "text"}, "files": {"x": ("a", b"y")}}, 400, "file upload"),
+        ({"json": {"image": "x"}}, 400, "image_b64"),
+        ({"json": {"url": "http://x"}}, 400, "never fetches URLs"),
+        ({"json": {"image_b64": "***"}}, 400, "base64"),
+        ({"json": ["list"]}, 400, "object"),
+        ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        ({"content": b"--x\r\nbroken", "headers": {"content-type": f"{FORM}; boundary=x"}}, 400, "multipart"),
+    ],
+)
+async def test_malformed_bodies_are_4xx_with_a_message(kwargs, status, words):
+    async with client() as c:
+        r = await c.post("/one", **kwargs)
+    assert r.status_code == status and words in r.json()["detail"]
 
 
-@pytest.mark.anyio
-async def test_oversized_stream_without_length_is_413():
+async def test_oversized_bodies_are_413_declared_or_streamed():
     async def chunks():
         for _ in range(10):
             yield b"x" * 500
 
     async with client(max_bytes=1000) as c:
-        r = await c.post("/v1/detect", content=chunks(), headers={"content-type": "image/png"})
-    assert r.status_code == 413
+        r = await c.post("/one", content=b"x" * 5000, headers={"content-type": "image/png"})
+        assert r.status_code == 413 and "the limit is" in r.json()["detail"]
+        r = await c.post("/one", content=chunks(), headers={"content-type": "image/png"})  # no Content-Length
+        assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+        r = await c.post("/one", files={"image": ("a", b"x" * 5000)})
+        assert r.status_code == 413
+        # base64 is allowed its envelope, the image inside it is not
+        r = await c.post("/one", json={"image_b64": base64.b64encode(b"x" * 1100).decode()})
+        assert r.status_code == 413 and "image is" in r.json()["detail"]
 
 
-@pytest.mark.anyio
-async def test_invalid_json_is_400_not_500():
-    async with client() as c:
-        r = await c.post("/v1/detect", content=b"{nope", headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "JSON" in r.json()["detail"]
-
-
-@pytest.mark.anyio
-async def test_other_paths_untouched():
-    async with client() as c:
-        r = await c.post("/other", content=json.dumps({"a": 1}), headers={"content-type": "application/json"})
-    assert r.json() == {"kind": "json", "body": {"a": 1}}
+async def test_a_batch_reads_every_file_of_field_images():
+    async with client(max_bytes=1000) as c:
+        files = [("images", (f"{i}.png", b"x" * (10 + i))) for i in range(3)]
+        assert (await c.post("/many", files=files)).json() == {"sizes": [10, 11, 12]}
+        r = await c.post("/many", files=[("other", ("a", b"x"))])
+        assert r.status_code == 400 and "field 'images'" in r.json()["detail"]
+        r = await c.post("/many", files=[("images", (f"{i}", b"x")) for i in range(4)])
+        assert r.status_code == 413 and "the limit is 3" in r.json()["detail"]
+        r = await c.post("/many", json={"images": []})
+        assert r.status_code == 400 and "multipart" in r.json()["detail"]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ before one would be needed.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import httpx
@@ -47,24 +46,14 @@ def add_key(records: Records) -> str:
 
 
 def add_detection(records: Records) -> str:
-    rec = {
-        "id": str(uuid.uuid4()),
-        "sha256": "ab" * 32,
-        "score": 0.5,
-        "verdict": "uncertain",
-        "stage": "fast",
-        "model_name": "aidetect",
-        "model_version": "1",
-        "api_key_id": None,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "width": 8,
-        "height": 8,
-        "size_bytes": 100,
-        "provenance": {},
-        "kept": False,
-    }
-    records.insert_detections([rec])
-    return rec["id"]
+    from service.detection import Detection, ImageFacts, ModelRef, Provenance
+
+    det = Detection(
+        id=str(uuid.uuid4()), score=0.5, verdict="uncertain", model=ModelRef(name="aidetect", version="1"),
+        provenance=Provenance(), image=ImageFacts(sha256="ab" * 32, width=8, height=8), kept_for_review=False,
+    )  # fmt: skip
+    records.apply_outbox([det])
+    return det.id
 
 
 async def chunks(total: int, size: int = 4096):

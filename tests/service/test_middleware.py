@@ -1,18 +1,17 @@
-"""Auth, rate limits and request metrics, in-process over httpx's ASGI transport."""
+"""Auth and rate limits (the routes' dependency, service/security.py) and request metrics (middleware),
+in-process over httpx's ASGI transport."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from fastapi import Depends, FastAPI, Request
 
 from aidetect.settings import Settings
 from service.auth import RateLimiter, hash_key, new_key
-from service.middleware import AuthMiddleware, MetricsMiddleware
+from service.middleware import MetricsMiddleware
 from service.records import KeyRow
+from service.security import caller
 from service.state import KeyCache
 
 pytestmark = pytest.mark.anyio
@@ -31,15 +30,21 @@ class FakeState:
 
 
 def make_app(settings: Settings, keys: list[KeyRow]):
-    async def echo(request: Request):
-        return JSONResponse({"key_id": request.state.key_id, "who": request.state.who})
+    app = FastAPI()
+    guard = Depends(caller(FakeState(settings, keys)))
 
-    async def boom(request: Request):
+    @app.post("/v1/detect", dependencies=[guard])
+    async def echo(request: Request):
+        return {"key_id": request.state.key_id, "who": request.state.who}
+
+    @app.get("/other")
+    async def other():
+        return {}
+
+    @app.get("/v1/boom", dependencies=[guard])
+    async def boom():
         raise RuntimeError("secret internals")
 
-    routes = [Route("/v1/detect", echo, methods=["POST"]), Route("/other", echo), Route("/v1/boom", boom)]
-    app = Starlette(routes=routes)
-    app.add_middleware(AuthMiddleware, state=FakeState(settings, keys))
     app.add_middleware(MetricsMiddleware)
     return app
 
@@ -98,3 +103,12 @@ async def test_metrics_count_requests_by_endpoint_and_status(key, tmp_path):
         await c.get("/v1/boom", headers={"X-API-Key": key[0]})
     assert m.requests.labels("detect", "401")._value.get() == before + 1
     assert m.requests.labels("other", "500")._value.get() >= 1
+
+
+def test_the_openapi_document_declares_both_key_schemes_and_the_refusals(tmp_path):
+    doc = make_app(Settings(home=tmp_path), []).openapi()
+    schemes = doc["components"]["securitySchemes"]
+    assert (schemes["HTTPBearer"]["type"], schemes["HTTPBearer"]["scheme"]) == ("http", "bearer")
+    assert schemes["APIKeyHeader"]["in"] == "header" and schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    assert doc["paths"]["/v1/detect"]["post"]["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert "security" not in doc["paths"]["/other"]["get"]

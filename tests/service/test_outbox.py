@@ -9,19 +9,34 @@ import pytest
 from service.outbox import Flusher, Outbox
 
 
-def test_append_drain_in_order_and_survive_reopen(tmp_path):
+def test_append_drain_in_order_and_survive_reopen(tmp_path, make_detection):
     box = Outbox(tmp_path / "outbox.db")
-    box.append([{"id": i} for i in range(5)])
+    sent = [make_detection(bytes([i])) for i in range(5)]
+    sent[0].latency_ms = 3.5
+    box.append(sent)
     box.append([])
     assert len(Outbox(tmp_path / "outbox.db")) == 5  # on disk, visible to a fresh handle (another process)
     got = []
     assert box.drain(got.extend, batch=2) == 5
-    assert [r["id"] for r in got] == [0, 1, 2, 3, 4] and len(box) == 0
+    assert [r.id for r in got] == [d.id for d in sent] and len(box) == 0
+    # typed on both sides, the fields a caller never sees included
+    assert got == sent and got[0].phash == sent[0].phash and got[0].created_at == sent[0].created_at
 
 
-def test_a_failing_handler_keeps_the_records(tmp_path):
+def test_a_row_that_is_not_a_detection_is_dropped_with_a_log_line(tmp_path, make_detection, caplog):
     box = Outbox(tmp_path / "outbox.db")
-    box.append([{"id": 1}, {"id": 2}])
+    with box._connect() as c:  # what an older release queued: a dict with the image as base64
+        c.execute("INSERT INTO outbox (payload) VALUES (?)", ('{"id": "x", "image_b64": "AAAA"}',))
+    box.append([make_detection()])
+    got = []
+    assert box.drain(got.extend) == 2 and len(got) == 1
+    assert "outbox row dropped" in caplog.text
+
+
+def test_a_failing_handler_keeps_the_records(tmp_path, make_detection):
+    box = Outbox(tmp_path / "outbox.db")
+    sent = [make_detection(b"1"), make_detection(b"2")]
+    box.append(sent)
 
     def down(rows):
         raise ConnectionError("database is down")
@@ -31,10 +46,10 @@ def test_a_failing_handler_keeps_the_records(tmp_path):
     assert len(box) == 2
     seen = []
     box.drain(seen.extend)
-    assert [r["id"] for r in seen] == [1, 2]
+    assert [r.id for r in seen] == [d.id for d in sent]
 
 
-def test_flusher_retries_until_the_database_returns(tmp_path):
+def test_flusher_retries_until_the_database_returns(tmp_path, make_detection):
     box = Outbox(tmp_path / "outbox.db")
     stored, up = [], {"ok": False}
 
@@ -45,7 +60,8 @@ def test_flusher_retries_until_the_database_returns(tmp_path):
 
     flusher = Flusher(box, insert, interval=0.05).start()
     try:
-        box.append([{"id": "a"}])
+        sent = make_detection()
+        box.append([sent])
         flusher.poke()
         time.sleep(0.3)
         assert flusher.failing and len(box) == 1 and stored == []
@@ -54,6 +70,6 @@ def test_flusher_retries_until_the_database_returns(tmp_path):
         while len(box) and time.monotonic() < deadline:
             flusher.poke()
             time.sleep(0.05)
-        assert stored == [{"id": "a"}] and len(box) == 0
+        assert stored == [sent] and len(box) == 0
     finally:
         flusher.stop()

@@ -23,12 +23,22 @@ pytest.importorskip("peft")
 
 from model.preprocess import ImageError  # noqa: E402
 from service.cascade import SecondStage, combine, needs_second_stage, parse_second  # noqa: E402
+from service.detection import Detection, ImageFacts, ModelRef, Provenance, Thresholds  # noqa: E402
 from service.qwen_api import parse_request  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
-FAST_UNCERTAIN = {"score": 0.55, "verdict": "uncertain", "stage": "fast", "model": {"name": "aidetect"}}
-FAST_CONFIDENT = {"score": 0.02, "verdict": "real", "stage": "fast", "model": {"name": "aidetect"}}
+def fast(score: float, verdict: str) -> Detection:
+    return Detection(
+        id="d1", score=score, verdict=verdict, thresholds=Thresholds(low=0.1, high=0.9),
+        model=ModelRef(name="aidetect", version="1"), provenance=Provenance(),
+        image=ImageFacts(sha256="ab" * 32, width=8, height=8), kept_for_review=verdict == "uncertain",
+        api_key_id="k1", size_bytes=99,
+    )  # fmt: skip
+
+
+FAST_UNCERTAIN = fast(0.55, "uncertain")
+FAST_CONFIDENT = fast(0.02, "real")
 
 
 def free_port() -> int:
@@ -54,26 +64,29 @@ def test_request_parsing():
 def test_combine_keeps_the_fast_verdict_without_a_second_opinion():
     assert not needs_second_stage(FAST_CONFIDENT) and needs_second_stage(FAST_UNCERTAIN)
     out = combine(FAST_CONFIDENT, None)
-    assert out["stage"] == "fast" and out["verdict"] == "real" and "review" not in out
+    assert out.stage == "fast" and out.verdict == "real" and "review" not in out.model_dump(exclude_unset=True)
     out = combine(FAST_UNCERTAIN, None)
-    assert out["stage"] == "fast" and out["verdict"] == "uncertain" and out["review"] is True
-    assert FAST_UNCERTAIN["stage"] == "fast" and "review" not in FAST_UNCERTAIN  # input not mutated
+    assert out.stage == "fast" and out.verdict == "uncertain" and out.review is True
+    assert FAST_UNCERTAIN.review is None  # input not mutated
 
 
 def test_combine_takes_the_qwen_verdict_and_explanation():
     second = {"score": 0.91, "verdict": "ai_generated", "explanation": "Waxy skin.", "model": {"version": "3"}}
     out = combine(FAST_UNCERTAIN, second)
-    assert out["stage"] == "qwen" and out["verdict"] == "ai_generated" and out["score"] == 0.91
-    assert out["explanation"] == "Waxy skin." and out["fast"] == {"score": 0.55, "verdict": "uncertain"}
-    assert out["model"] == {"name": "aidetect"} and out["second_model"] == {"version": "3"}
+    assert out.stage == "qwen" and out.verdict == "ai_generated" and out.score == 0.91
+    assert out.explanation == "Waxy skin." and out.fast.model_dump() == {"score": 0.55, "verdict": "uncertain"}
+    assert out.model.name == "aidetect" and out.second_model == {"version": "3"}
+    # what is stored beside the answer survives the cascade: the key, the size, the id
+    assert (out.id, out.api_key_id, out.size_bytes) == ("d1", "k1", 99)
     assert parse_second({"score": "high"}) is None
+    assert parse_second({"score": 0.5, "verdict": "maybe"}) is None  # not a verdict the records know
 
 
 def test_an_uncertain_qwen_verdict_inside_its_own_band_goes_to_review():
     second = {"score": 0.6, "verdict": "uncertain", "explanation": None, "model": {"version": "3"}}
     out = combine(FAST_UNCERTAIN, second)
-    assert out["stage"] == "qwen" and out["verdict"] == "uncertain" and out["review"] is True
-    assert "review" not in combine(FAST_UNCERTAIN, {**second, "verdict": "real"})
+    assert out.stage == "qwen" and out.verdict == "uncertain" and out.review is True
+    assert "review" not in combine(FAST_UNCERTAIN, {**second, "verdict": "real"}).model_dump(exclude_unset=True)
 
 
 def test_second_stage_treats_5xx_as_down_and_4xx_as_this_image():
@@ -125,7 +138,7 @@ def test_a_slow_or_absent_second_stage_answers_none_within_its_timeout():
     t0 = time.monotonic()
     absent = SecondStage(f"http://127.0.0.1:{free_port()}", timeout=0.5)
     assert absent.score(jpeg()) is None and time.monotonic() - t0 < 2.0
-    assert combine(FAST_UNCERTAIN, None)["stage"] == "fast"
+    assert combine(FAST_UNCERTAIN, None).stage == "fast"
 
 
 # --------------------------------------------------------------------------- the real server
@@ -285,7 +298,7 @@ def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, dete
         deadline = time.monotonic() + 20
         while True:
             stored = [db.get_detection(a["id"]) for a in answers]
-            done = all(s is not None and s["stage"] == a["stage"] for s, a in zip(stored, answers, strict=True))
+            done = all(s is not None and s.stage == a["stage"] for s, a in zip(stored, answers, strict=True))
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
@@ -293,9 +306,9 @@ def test_detect_endpoint_sends_only_the_uncertain_band_to_qwen(qwen_server, dete
         db.close()
     for s, a in zip(stored, answers, strict=True):
         assert s is not None, f"detection {a['id']} was never recorded"
-        assert (s["stage"], s["verdict"], s["score"]) == (a["stage"], a["verdict"], pytest.approx(a["score"], abs=1e-6))
+        assert (s.stage, s.verdict, s.score) == (a["stage"], a["verdict"], pytest.approx(a["score"], abs=1e-6))
         if a["stage"] == "qwen":
-            assert s["model"]["name"] == "qwen-svc" and s["model"]["version"] == "1"
+            assert s.model.name == "qwen-svc" and s.model.version == "1"
 
 
 @pytest.mark.slow
@@ -305,8 +318,8 @@ def test_cascade_uses_the_qwen_stage_then_falls_back_when_it_goes_away(qwen_serv
     second = stage.score(jpeg(2))
     assert second is not None and isinstance(second["explanation"], str)
     out = combine(FAST_UNCERTAIN, second)
-    assert out["stage"] == "qwen" and out["explanation"] == second["explanation"]
-    assert out["second_model"]["uri"] == "models:/qwen-svc/1"
+    assert out.stage == "qwen" and out.explanation == second["explanation"]
+    assert out.second_model["uri"] == "models:/qwen-svc/1"
 
     # the stage is scaled to zero: the whole process group stops, the cascade answers from the fast stage
     os.killpg(proc.pid, signal.SIGTERM)
@@ -315,4 +328,4 @@ def test_cascade_uses_the_qwen_stage_then_falls_back_when_it_goes_away(qwen_serv
     assert stage.score(jpeg(2)) is None
     assert time.monotonic() - t0 < 5
     out = combine(FAST_UNCERTAIN, stage.score(jpeg(2)))
-    assert out["stage"] == "fast" and out["verdict"] == "uncertain" and out["review"] is True
+    assert out.stage == "fast" and out.verdict == "uncertain" and out.review is True
