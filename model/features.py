@@ -131,10 +131,12 @@ def cached_features(
     arch: str = DEFAULT_ARCH, residual: bool = False,
 ) -> FeatureSet:
     """Features of `samples` (the whole manifest, normally), from the cache or computed and saved."""
-    path = Path(cache_dir) / f"{feature_version(arch, residual)}-{manifest_digest(manifest)[:16]}-{len(samples)}.npz"
+    prefix = f"{feature_version(arch, residual)}-{manifest_digest(manifest)[:16]}"
+    path = Path(cache_dir) / f"{prefix}-{len(samples)}.npz"
     names = [_key(s) for s in samples]
-    if path.is_file():
-        data = np.load(path, allow_pickle=False)
+    # this size's file first, then any other of the same manifest: a subset reads the whole set's file
+    for p in sorted(Path(cache_dir).glob(f"{prefix}-*.npz"), key=lambda q: q != path):
+        data = np.load(p, allow_pickle=False)
         made = (float(data["seconds"]), int(data["threads"])) if "seconds" in data else (0.0, 0)
         cached = FeatureSet(list(data["names"]), data["x"], data["thumbs"], 0.0, *made)
         if set(names) <= set(cached.names):

@@ -1,0 +1,332 @@
+"""Issue 15, item 4: recipes compared in one table over several seeds, and the default chosen by it.
+
+    python bench/recipes.py                              # every step; bench/results/recipes.{json,md,png}
+    python bench/recipes.py --steps frozen,report        # one step (each unit is kept, so steps resume)
+    python bench/recipes.py --tracking-uri sqlite:///x.db   # also an MLflow run `recipes` (table, plot, JSON)
+    python bench/recipes.py --per-group 4 --lofo-per-group 3 --seeds 0 1 --out /tmp/r.json   # a smoke run
+
+Recipes: (a) configs/cnn_baseline.yaml and (b) configs/artefact_preserving.yaml, fine-tuned on a short schedule
+(one epoch, --per-group images per source/label, one thread: model/recipe_finetune.py); (c) frozen stage
+features of EfficientNet-lite0, -lite1 and -lite2 ([-1, 1] scaling) with a linear head, and each backbone
+alone; (d) (c) fused with (b)'s high-frequency traces as statistics (model/hf_features.py). Measures per
+seed: leave-one-generator-family-out AUROC (worst over families >= 50 images, and mean), rendered and
+shared real non-photos called ai_generated / real / uncertain, in-distribution AUROC, training seconds and
+images/s on one thread. Fine-tuned leave-outs cost one training per family, so they run for --lofo-finetune
+only, on --lofo-seeds.
+
+Every (recipe, seed) unit is stored as JSON under <home>/cache/recipes/<manifest digest>/ as soon as it
+finishes: a run stopped by a time limit keeps what it measured, and a rerun does only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from aidetect.settings import get_settings  # noqa: E402
+from model.features import manifest_digest  # noqa: E402
+from model.recipe_report import build_report, flatten, log_mlflow, markdown_table, plot  # noqa: E402
+from model.recipes import FROZEN, family_summary  # noqa: E402
+
+RESULT = ROOT / "bench" / "results" / "recipes.json"
+FINETUNED = {
+    "a": ("(a) configs/cnn_baseline.yaml, fine-tuned", ROOT / "configs" / "cnn_baseline.yaml"),
+    "b": ("(b) configs/artefact_preserving.yaml, fine-tuned", ROOT / "configs" / "artefact_preserving.yaml"),
+}
+STEPS = ("speed", "frozen", "finetune", "lofo", "report")
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+class Units:
+    """One JSON file per finished unit of work."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str):
+        p = self.folder / f"{key}.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def put(self, key: str, value: dict) -> None:
+        tmp = self.folder / f"{key}.tmp"
+        tmp.write_text(json.dumps(value, default=float))
+        tmp.replace(self.folder / f"{key}.json")
+
+    def run(self, key: str, fn):
+        if (have := self.get(key)) is not None:
+            return have
+        t0 = time.perf_counter()
+        log(f"{key}: running")
+        value = fn()
+        value["unit_seconds"] = time.perf_counter() - t0
+        self.put(key, value)
+        log(f"{key}: done in {value['unit_seconds']:.0f}s")
+        return value
+
+
+def speed(settings, samples, name: str, n: int = 48, batch: int = 16) -> dict:
+    """Images/s of the recipe's forward pass (eager torch, one thread, 256 px, batch 16) on val images."""
+    import torch
+
+    from model.dataset import load_arrays, normalise_batch
+    from model.features import TF_SCALING, build_backbone, stage_features
+
+    torch.set_num_threads(1)
+    imgs = load_arrays([s for s in samples if s.split == "val"][:n], TF_SCALING)
+    x = normalise_batch(imgs, TF_SCALING).contiguous(memory_format=torch.channels_last)
+    if name in FINETUNED:
+        from model.detectors import build_network
+        from model.train import load_config
+
+        net = build_network(load_config(FINETUNED[name][1]).spec).eval()
+
+        def forward(b):
+            return net(b)
+    else:
+        from model.detectors.efficientnet import NeighbourResidual
+        from model.features import HF_ARCH
+        from model.hf_features import hf_stats
+
+        nets = [
+            (build_backbone(a), NeighbourResidual() if r else torch.nn.Identity())
+            for a, r in FROZEN[name].backbones
+            if a != HF_ARCH
+        ]
+        hf = any(a == HF_ARCH for a, _ in FROZEN[name].backbones)
+
+        def forward(b):
+            out = [stage_features(m, pre(b)) for m, pre in nets]
+            if hf:  # the statistics are numpy on uint8 pixels: undo the [-1, 1] scaling
+                px = ((b.permute(0, 2, 3, 1).numpy() + 1) * 127.5).astype(np.uint8)
+                out.append(torch.from_numpy(np.stack([hf_stats(p) for p in px])))
+            return torch.cat(out, dim=1)
+
+    with torch.inference_mode():
+        forward(x[:batch])  # warm-up
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            forward(x[i : i + batch])
+        dt = time.perf_counter() - t0
+    return {"images_per_s": len(x) / dt, "threads": 1, "batch": batch, "load_avg": os.getloadavg()[0]}
+
+
+def frozen_step(settings, samples, units, names, seeds, cap):
+    from model.recipes import frozen_unit, recipe_features
+
+    for name in names:
+        feats = None
+        for seed in seeds:
+
+            def work(name=name, seed=seed):
+                nonlocal feats
+                feats = feats or recipe_features(settings, samples, FROZEN[name], cap)
+                row = frozen_unit(samples, feats, FROZEN[name], seed)
+                # features are the costly part of a frozen recipe's training: their seconds per image (one
+                # thread, when the cache was made) times the images trained on, plus the head
+                per_img = feats["data"].computed_seconds / len(feats["data"].names)
+                row["feature_seconds_per_image"] = per_img
+                row["train_seconds"] = per_img * row["n_train"] + row["head_fit_seconds"]
+                row["train_seconds_full_estimate"] = row["train_seconds"]
+                return row
+
+            units.run(f"frozen-{name}-s{seed}", work)
+
+
+def finetune_step(settings, samples, units, names, seeds, per_group, cap, val_cap, eval_cap):
+    from model.features import cached_features
+    from model.recipe_finetune import finetune_unit
+    from model.recipes import rendered_sets
+
+    feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")  # thumbs, cal half
+    rendered_eval = rendered_sets(settings, cap)["rendered_eval"][1]
+    if eval_cap:  # the same images for every seed and recipe: the first eval_cap of each kind
+        rendered_eval = [s for s in rendered_eval if int(s.path.stem.rsplit("-", 1)[1]) < eval_cap]
+    n_full = sum(s.split == "train" for s in samples)
+    for seed in seeds:  # seed-major: a run cut short still has every recipe at its first seeds
+        for name in names:
+
+            def work(name=name, seed=seed):
+                from model.train import load_config
+
+                row = finetune_unit(
+                    settings, samples, feats, FINETUNED[name][1], seed, per_group, rendered_eval, val_cap
+                )
+                full = load_config(FINETUNED[name][1])
+                row["train_seconds_full_estimate"] = row["train_seconds"] * n_full / row["n_train"] * full.epochs
+                return row
+
+            units.run(f"finetune-{name}-s{seed}-p{per_group}", work)
+
+
+def lofo_step(settings, samples, units, names, seeds, per_group, families=None):
+    from model.recipe_finetune import counted_families, finetune_family
+
+    for seed in seeds:
+        for fam in families or counted_families(samples):
+            for name in names:
+                units.run(
+                    f"lofo-{name}-{fam}-s{seed}-p{per_group}",
+                    lambda name=name, fam=fam, seed=seed: finetune_family(
+                        settings, samples, FINETUNED[name][1], fam, seed, per_group
+                    ),
+                )
+
+
+def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lofo_per_group) -> dict:
+    from model.recipe_finetune import counted_families
+
+    rows = {}
+    for name in [*finetuned, *frozen]:
+        is_frozen = name in FROZEN
+        sp = units.get(f"speed-{name}") or {}
+        per_seed, fams, worst, partial = [], {}, [], {}
+        for seed in seeds:
+            u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-p{per_group}")
+            if u is None:
+                continue
+            if is_frozen:
+                folds = u["families"]
+            else:
+                folds = (
+                    {f: units.get(f"lofo-{name}-{f}-s{seed}-p{lofo_per_group}") for f in counted_families(samples)}
+                    if seed in lofo_seeds
+                    else {}
+                )
+                folds = {f: r for f, r in folds.items() if r}
+                if len(folds) < len(counted_families(samples)):
+                    # a worst-family figure needs every counted family; the folds that ran bound it from above
+                    partial.update({f: r["auroc"] for f, r in folds.items()})
+                    folds = {}
+            flat = flatten(u) | {"images_per_s": sp.get("images_per_s"), "seed": seed}
+            if folds:
+                summ = family_summary(folds)
+                flat |= {k: summ[k] for k in ("family_auroc_mean", "family_auroc_worst")}
+                worst.append(summ["family_worst"])
+                for f, r in folds.items():
+                    fams.setdefault(f, []).append(r["auroc"])
+            per_seed.append(flat)
+        if not per_seed:
+            continue
+        title = FROZEN[name].title if is_frozen else FINETUNED[name][0]
+        n_lofo = len({s["seed"] for s in per_seed if s.get("family_auroc_worst") is not None})
+        rows[name] = {
+            "title": title,
+            "kind": "frozen" if is_frozen else "fine-tuned",
+            "seeds": per_seed,
+            "families": fams,
+            "worst_families": worst,
+            "lofo_seeds": n_lofo,
+            "partial_lofo": partial,  # fine-tuned folds run without the rest: worst-family <= min of these
+            "schedule": "logistic head on cached features"
+            if is_frozen
+            else f"1 epoch, <= {per_group} images per source/label (LOFO: {lofo_per_group}), 1 thread",
+        }
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", type=Path, help="image manifest [AIDETECT_MANIFEST]")
+    ap.add_argument("--home", type=Path, help="aidetect home: caches [AIDETECT_HOME]")
+    ap.add_argument("--tracking-uri", help="MLflow tracking URI: log the table and plot there [none: no run]")
+    ap.add_argument("--out", type=Path, default=RESULT, help="result JSON; .md and .png beside it")
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--frozen", nargs="*", default=list(FROZEN), help=f"frozen recipes [{' '.join(FROZEN)}]")
+    ap.add_argument("--finetune", nargs="*", default=list(FINETUNED), help="fine-tuned recipes [a b]")
+    ap.add_argument("--per-group", type=int, default=12, help="fine-tune images per source/label/split [12]")
+    ap.add_argument("--lofo-finetune", nargs="*", default=list(FINETUNED), help="fine-tuned leave-outs for [a b]")
+    ap.add_argument("--lofo-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--lofo-per-group", type=int, default=12, help="images per source/label in a fine-tuned fold")
+    ap.add_argument("--lofo-families", nargs="*", help="fine-tuned folds to run, in this order [every counted]")
+    ap.add_argument("--val-cap", type=int, default=30, help="fine-tuned: val images scored per source/label [30]")
+    ap.add_argument("--eval-cap", type=int, default=20, help="fine-tuned: rendered eval images scored per kind [20]")
+    ap.add_argument("--subset", type=int, help="smoke runs: at most N images per source/label/split and rendered kind")
+    args = ap.parse_args(argv)
+    settings = get_settings(manifest=args.manifest, home=args.home)
+    from model.manifest import read_manifest, subsample
+
+    samples = read_manifest(settings.manifest)
+    if args.subset:
+        samples = subsample(samples, args.subset)
+    digest = manifest_digest(settings.manifest)
+    units = Units(settings.home / "cache" / "recipes" / (digest[:16] + (f"-sub{args.subset}" if args.subset else "")))
+    steps = set(args.steps.split(","))
+    if "speed" in steps:
+        for name in [*args.finetune, *args.frozen]:
+            units.run(f"speed-{name}", lambda name=name: speed(settings, samples, name))
+    if "frozen" in steps:
+        frozen_step(settings, samples, units, args.frozen, args.seeds, args.subset)
+    if "finetune" in steps:
+        finetune_step(
+            settings,
+            samples,
+            units,
+            args.finetune,
+            args.seeds,
+            args.per_group,
+            args.subset,
+            args.val_cap,
+            args.eval_cap,
+        )
+    if "lofo" in steps:
+        lofo_step(
+            settings, samples, units, args.lofo_finetune, args.lofo_seeds, args.lofo_per_group, args.lofo_families
+        )
+    if "report" not in steps:
+        return 0
+    rows = collect(
+        units, samples, args.frozen, args.finetune, args.seeds, args.per_group, args.lofo_seeds, args.lofo_per_group
+    )
+    meta = {
+        "manifest": str(settings.manifest),
+        "manifest_digest": digest,
+        "n_images": len(samples),
+        "seeds": args.seeds,
+        "per_group": args.per_group,
+        "lofo_seeds": args.lofo_seeds,
+        "lofo_per_group": args.lofo_per_group,
+        "val_cap": args.val_cap,
+        "eval_cap": args.eval_cap,
+        "lofo_finetune": args.lofo_finetune,
+        "subset": args.subset,
+        "units": str(units.folder),
+        "command": "python bench/recipes.py " + " ".join(argv or sys.argv[1:]),
+        "cpus": os.cpu_count(),
+        "load_avg_at_end": os.getloadavg(),
+    }
+    report = build_report(rows, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    md, png = args.out.with_suffix(".md"), args.out.with_suffix(".png")
+    args.out.write_text(json.dumps(report, indent=2, default=_json) + "\n")
+    md.write_text(markdown_table(report))
+    plot(report, png)
+    if args.tracking_uri:
+        report["run_id"] = log_mlflow(
+            settings.model_copy(update={"tracking_uri": args.tracking_uri}), report, [args.out, md, png]
+        )
+        args.out.write_text(json.dumps(report, indent=2, default=_json) + "\n")
+    print(markdown_table(report))
+    print(f"chosen: {report['chosen']}  ({report['rule']})")
+    return 0
+
+
+def _json(o):
+    return float(o) if isinstance(o, np.floating | np.integer) else str(o)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The recipe table of issue 15, item 4: per-seed measures (model.recipes, model.recipe_finetune) -> mean and
+spread per recipe, the chosen default, markdown, a plot and an MLflow run.
+
+    report = build_report(units, meta)      # units: the per-(recipe, seed) rows, as bench/recipes.py stores them
+    markdown_table(report)
+
+The default is the recipe with the best mean worst-family leave-out AUROC among those that meet the
+non-photo goal (at most 5% of real non-photos called ai_generated, on the rendered eval set and on the shared
+non-photo val images alike). Validation AUROC is shown but never decides. A recipe without leave-out figures
+cannot be chosen: the choice needs the figure it is made by.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NONPHOTO_GOAL = 0.05  # share of real non-photos called ai_generated
+GOALS = {
+    "family_auroc_mean": 0.90,
+    "family_auroc_worst": 0.80,
+    "nonphoto_ai_generated": NONPHOTO_GOAL,
+    "auroc_coco-imagenet-sd": 0.98,
+    "auroc_faces": 0.97,
+    "auroc_pooled_single_label": 0.95,
+}
+MEASURES = (
+    "family_auroc_worst",
+    "family_auroc_mean",
+    "nonphoto_eval_ai",
+    "nonphoto_eval_real",
+    "nonphoto_eval_uncertain",
+    "nonphoto_val_ai",
+    "nonphoto_val_real",
+    "nonphoto_val_uncertain",
+    "auroc_coco-imagenet-sd",
+    "auroc_faces",
+    "auroc_pooled_single_label",
+    "auroc_val",
+    "train_seconds",
+    "train_seconds_full_estimate",
+    "images_per_s",
+)
+
+
+def _stat(values: list[float]) -> dict:
+    v = [float(x) for x in values if x is not None and x == x]
+    if not v:
+        return {"mean": None, "sd": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": float(np.mean(v)),
+        "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+        "min": min(v),
+        "max": max(v),
+        "n": len(v),
+    }
+
+
+def flatten(unit: dict) -> dict:
+    """One seed's row as the flat measures of MEASURES."""
+    out = {k: unit[k] for k in MEASURES if k in unit}
+    for key, tag in (("nonphoto_rendered_eval", "eval"), ("nonphoto_shared_val", "val")):
+        if key in unit:
+            out[f"nonphoto_{tag}_ai"] = unit[key]["ai_generated"]
+            out[f"nonphoto_{tag}_real"] = unit[key]["real"]
+            out[f"nonphoto_{tag}_uncertain"] = unit[key]["uncertain"]
+    return out
+
+
+def build_report(rows: dict[str, dict], meta: dict) -> dict:
+    """rows: recipe -> {"title", "kind", "seeds": [flat per-seed measures], "families": {family: [auroc per
+    seed]}, "lofo_seeds": n, "notes": [...]}. Adds the statistics, the goals met and the choice."""
+    recipes = {}
+    for name, r in rows.items():
+        stats = {k: _stat([s.get(k) for s in r["seeds"]]) for k in MEASURES}
+        fams = {f: _stat(v) for f, v in r.get("families", {}).items()}
+        nonphoto_ai = [stats["nonphoto_eval_ai"]["mean"], stats["nonphoto_val_ai"]["mean"]]
+        meets = None if None in nonphoto_ai else max(nonphoto_ai) <= NONPHOTO_GOAL
+        recipes[name] = {
+            **{k: v for k, v in r.items() if k not in ("seeds",)},
+            "per_seed": r["seeds"],
+            "stats": stats,
+            "family_stats": fams,
+            "meets_nonphoto_goal": meets,
+        }
+    eligible = {
+        n: r
+        for n, r in recipes.items()
+        if r["meets_nonphoto_goal"] and r["stats"]["family_auroc_worst"]["mean"] is not None
+    }
+    chosen = max(eligible, key=lambda n: eligible[n]["stats"]["family_auroc_worst"]["mean"]) if eligible else None
+    best_any = max(
+        (n for n in recipes if recipes[n]["stats"]["family_auroc_worst"]["mean"] is not None),
+        key=lambda n: recipes[n]["stats"]["family_auroc_worst"]["mean"],
+        default=None,
+    )
+    return {
+        **meta,
+        "goals": GOALS,
+        "recipes": recipes,
+        "chosen": chosen,
+        "best_worst_family_any": best_any,
+        "rule": "best mean worst-family leave-one-family-out AUROC (families >= 50 images) among recipes "
+        f"with <= {NONPHOTO_GOAL:.0%} of real non-photos called ai_generated (rendered eval set "
+        "and shared non-photo val, each); validation AUROC never decides",
+    }
+
+
+def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
+    if s["mean"] is None:
+        return "—"
+    if pct:
+        return f"{100 * s['mean']:.1f}% ± {100 * s['sd']:.1f}"
+    return f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+
+
+def markdown_table(report: dict) -> str:
+    head = (
+        "| recipe | seeds (LOFO) | worst family | mean LOFO | non-photo AI: rendered eval / shared val "
+        "| rendered eval real / uncertain | AUROC coco-imagenet-sd / faces | pooled single-label "
+        "| train s (1 thread, as run) | images/s (1 thread) |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for name, r in report["recipes"].items():
+        s = r["stats"]
+        worst = _fmt(s["family_auroc_worst"])
+        if fams := sorted({f for f in r.get("worst_families", []) if f}):
+            worst += f" ({', '.join(fams)})"
+        elif part := r.get("partial_lofo"):
+            worst = "<= " + ", ".join(f"{v:.3f} ({f} only)" for f, v in sorted(part.items()))
+        mark = " **(default)**" if name == report["chosen"] else ""
+        lines.append(
+            f"| {name}: {r['title']}{mark} | {s['auroc_val']['n']} ({r.get('lofo_seeds', 0)}) | {worst} | "
+            f"{_fmt(s['family_auroc_mean'])} | {_fmt(s['nonphoto_eval_ai'], True)} / "
+            f"{_fmt(s['nonphoto_val_ai'], True)} "
+            f"| {_fmt(s['nonphoto_eval_real'], True)} / {_fmt(s['nonphoto_eval_uncertain'], True)} | "
+            f"{_fmt(s['auroc_coco-imagenet-sd'])} / {_fmt(s['auroc_faces'])} | {_fmt(s['auroc_pooled_single_label'])} "
+            f"| {_fmt(s['train_seconds'], digits=0)} | {_fmt(s['images_per_s'], digits=1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["recipes"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, keys, title, goal in (
+        (axes[0], ("family_auroc_worst", "family_auroc_mean"), "leave-one-family-out AUROC", 0.80),
+        (axes[1], ("nonphoto_eval_ai", "nonphoto_val_ai"), "real non-photos called ai_generated", NONPHOTO_GOAL),
+    ):
+        for j, k in enumerate(keys):
+            m = [report["recipes"][n]["stats"][k]["mean"] or 0.0 for n in names]
+            e = [report["recipes"][n]["stats"][k]["sd"] or 0.0 for n in names]
+            ax.bar(np.arange(len(names)) + (j - 0.5) * 0.38, m, 0.38, yerr=e, capsize=3, label=k)
+        ax.axhline(goal, color="k", ls="--", lw=1)
+        ax.set_xticks(np.arange(len(names)), names, rotation=30)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def log_mlflow(settings, report: dict, files: list) -> str:
+    import mlflow
+
+    from model import registry
+    from model.sources import SOURCES_TABLE
+
+    registry.configure(settings)
+    exp = registry.ensure_experiment(settings)
+    with mlflow.start_run(experiment_id=exp, run_name="recipes") as run:
+        mlflow.set_tags(
+            {
+                "benchmark": "recipes",
+                "aidetect.manifest.sha256": report["manifest_digest"],
+                "chosen_recipe": str(report["chosen"]),
+            }
+        )
+        for name, r in report["recipes"].items():
+            mlflow.log_metrics({f"{name}.{k}": v["mean"] for k, v in r["stats"].items() if v["mean"] is not None})
+        import pandas as pd
+
+        rows = [
+            {
+                "recipe": n,
+                **{k: v["mean"] for k, v in r["stats"].items()},
+                **{f"{k}_sd": v["sd"] for k, v in r["stats"].items()},
+            }
+            for n, r in report["recipes"].items()
+        ]
+        mlflow.log_table(pd.DataFrame(rows), "recipes/recipes.json")
+        mlflow.log_artifact(str(SOURCES_TABLE), "recipes")
+        for f in files:
+            mlflow.log_artifact(str(f), "recipes")
+    return run.info.run_id
