@@ -52,11 +52,13 @@ class OnnxScorer:
 
     runtime = "onnxruntime"
 
-    def __init__(self, graph: bytes | str, threads: int = 0, precision: str = "fp32"):
+    def __init__(self, graph: bytes | str, threads: int = 0, precision: str = "fp32", spin: bool = True):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        if not spin:  # idle pool threads sleep instead of spinning: for a session that shares its cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1  # one chain of operators: a second pool would only contend for the cores
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -136,7 +136,9 @@ class DetectorAPI(ls.LitAPI):
         explicit = self.settings.torch_threads  # an operator's thread count always wins
         if explicit or narrow.runtime != "onnxruntime" or self.workers < 2 or self.cpus <= (self.torch_threads or 1):
             return
-        self.wide = OnnxScorer(self.bundle.onnx, self.cpus, narrow.precision)
+        # Its pool threads must not spin between batches: the cores are the other workers' too.
+        # (Measured here on the loaded shared VM, spinning threads doubled a lone request's latency.)
+        self.wide = OnnxScorer(self.bundle.onnx, self.cpus, narrow.precision, spin=False)
         self.cores = CoreShare(self.settings.home / f"cores-{self.settings.port}.lock", self.workers)
 
     def score(self, x: np.ndarray) -> np.ndarray:
