@@ -32,7 +32,7 @@ def train(
     manifest: Path = MANIFEST_OPT,
     home: Path = HOME_OPT,
     tracking_uri: str = TRACKING_OPT,
-    recipe: Path = typer.Option(None, "--recipe", help="YAML recipe overriding defaults [configs/cnn_baseline.yaml]"),
+    recipe: Path = typer.Option(None, "--recipe", help="YAML recipe overriding defaults [AIDETECT_RECIPE]"),
     epochs: int = typer.Option(None, help="passes over the train split"),
     batch_size: int = typer.Option(None, help="images per step"),
     lr: float = typer.Option(None, help="peak learning rate"),
@@ -47,10 +47,12 @@ def train(
     new version of the model. Does not move any alias: `aidetect evaluate` does that.
     """
     from model.jobs import train_and_register
-    from model.train import RECIPE, load_config
+    from model.train import load_config
 
     settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
-    cfg = load_config(recipe or RECIPE, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed)
+    cfg = load_config(
+        recipe or settings.recipe, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed
+    )
     with _progress() as progress:
         ref, report = train_and_register(settings, cfg, progress)
     m = report["metrics"]
@@ -155,7 +157,7 @@ def up(
     """The main job: train, evaluate and register a model if none holds `production`, then serve it."""
     from model import registry
     from model.jobs import evaluate_and_promote, train_and_register
-    from model.train import RECIPE, load_config
+    from model.train import load_config
     from service.server import run_server
 
     settings = get_settings(manifest=manifest, home=home, host=host, port=port)
@@ -164,7 +166,7 @@ def up(
         typer.echo(
             f"no {settings.model_name}@{settings.production_alias} yet: training on {settings.manifest}", err=True
         )
-        cfg = load_config(RECIPE, epochs=epochs, per_group=per_group)
+        cfg = load_config(settings.recipe, epochs=epochs, per_group=per_group)
         with _progress() as progress:
             ref, _ = train_and_register(settings, cfg, progress)
             ref, result = evaluate_and_promote(settings, ref.uri, progress=progress, per_group=per_group)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         default=_REPO_ROOT.parent / "shared" / "data" / "manifest.csv",
         description="labelled image manifest (path,label,source,split,origin)",
     )
+    recipe: Path = Field(
+        default=_REPO_ROOT / "configs" / "frozen_lite0.yaml",
+        description="training recipe `aidetect train` uses without --recipe (bench/recipes.py chose it)",
+    )
 
     # --- data pipeline (model/etl) ---
     store_url: str | None = Field(default=None, description="ETL database URL; default SQLite in home")
@@ -124,6 +128,8 @@ def markdown_table() -> str:
         else:
             d = f.default
             default = "`../shared/data/manifest.csv`" if name == "manifest" else f"`{d}`"
+            if isinstance(d, Path) and d.is_relative_to(_REPO_ROOT):
+                default = f"`{d.relative_to(_REPO_ROOT)}`"
         rows.append(f"| `AIDETECT_{name.upper()}` | {default} | {f.description or ''} |")
     return "\n".join(rows)
 

@@ -43,6 +43,7 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
         mlflow.log_params(flat_params(cfg))
         mlflow.log_param("manifest", str(settings.manifest))
         data_digest = registry.log_data_input(settings.manifest)
+        _log_recipe_and_families(cfg)
         if sha := registry.git_sha():
             mlflow.set_tag(registry.TAG_GIT_SHA, sha)
         bundle, report = fit(cfg, settings.manifest, progress, cache=settings.home / "cache")
@@ -68,6 +69,17 @@ def train_and_register(settings: Settings, cfg, progress=None) -> tuple[ModelRef
     log.info("registered %s from run %s", ref.uri, run.info.run_id)
     report["run_id"] = run.info.run_id
     return ref, report
+
+
+def _log_recipe_and_families(cfg) -> None:
+    """The recipe file and the generator-family table beside the resolved params, so a run says which recipe
+    (bench/recipes.py's table) and which family grouping (the leave-out folds) it was made under."""
+    from model.sources import SOURCES_TABLE
+
+    mlflow.log_artifact(str(SOURCES_TABLE), "data")
+    if cfg.recipe and Path(cfg.recipe).is_file():
+        mlflow.set_tag("aidetect.recipe", Path(cfg.recipe).stem)
+        mlflow.log_artifact(cfg.recipe, "recipe")
 
 
 NONPHOTO_EVAL_PER_KIND = 40  # rendered non-photos per kind scored by evaluate (200 in all: a 5% FPR is 10 images)

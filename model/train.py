@@ -1,6 +1,6 @@
 """Train the fast CPU detector, calibrate it on the validation split, log and register it.
 
-    aidetect train                                   # configs/cnn_baseline.yaml defaults
+    aidetect train                                   # configs/frozen_lite0.yaml (AIDETECT_RECIPE)
     aidetect train --epochs 1 --per-group 20         # a quick small run
 
 One pass reads top to bottom: load data -> build network -> train -> score val ->
@@ -31,7 +31,9 @@ from model.preprocess import PreprocessConfig
 from model.splits import calibration_parts
 
 log = logging.getLogger(__name__)
-RECIPE = Path(__file__).resolve().parent.parent / "configs" / "cnn_baseline.yaml"
+# The default recipe (AIDETECT_RECIPE overrides it for `aidetect train`); bench/recipes.py chose it, and
+# configs/ keeps the others (cnn_baseline, artefact_preserving, frozen_multiscale).
+RECIPE = Path(__file__).resolve().parent.parent / "configs" / "frozen_lite0.yaml"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class TrainConfig:
     threads: int | None = None  # torch threads; default: all cores
     nonphoto_per_kind: int = 0  # rendered real non-photos per kind (model.nonphoto, train setting); 0 = none
     head_c: float = 0.05  # frozen recipes (spec.frozen): inverse L2 strength of the logistic head
+    recipe: str = ""  # the recipe file the config came from (configs/<recipe>.yaml), logged with each run
     spec: DetectorSpec = field(default_factory=DetectorSpec)
     pre: PreprocessConfig = field(default_factory=PreprocessConfig)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -69,6 +72,7 @@ def load_config(path: Path | None = RECIPE, **overrides) -> TrainConfig:
             kw[f.name] = nested[f.name](**sub)
         elif f.name in data:
             kw[f.name] = data[f.name]
+    kw["recipe"] = str(path) if path and Path(path).is_file() else ""
     kw.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**kw)
     if cfg.aug.crop > cfg.pre.size:

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from aidetect.testing.servers import aidetect_cmd
 from model import registry
 from model.manifest import read_manifest, subsample
+from model.train import RECIPE
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +30,12 @@ def test_version_records_run_metrics_and_alias(tiny_model):
     assert registry.alias_version(ref.name, "production") == ref.version
     run = client.get_run(ref.run_id)
     assert {"val_auroc", "val_faces_auroc", "val_coco-imagenet-sd_auroc", "train_seconds"} <= set(run.data.metrics)
-    assert run.data.params["aug.crop"] == "160" and run.data.params["calibration"] == "platt"
+    assert "efficientnet-lite0" in run.data.params["spec.frozen"] and run.data.params["calibration"] == "platt"
     artifacts = {a.path for a in client.list_artifacts(ref.run_id)}
-    assert {"detector.json"} <= artifacts
+    assert {"detector.json", "data", "recipe"} <= artifacts
+    # Which recipe and which family table the version was made under (issue 15: chosen by bench/recipes.py).
+    assert run.data.tags["aidetect.recipe"] == RECIPE.stem and run.data.params["recipe"].endswith(RECIPE.name)
+    assert [a.path for a in client.list_artifacts(ref.run_id, "data")] == ["data/sources.yaml"]
     # The evaluation run logged its plots beside its metrics.
     ev = client.get_run(mv.tags["eval_run_id"])
     assert {a.path for a in client.list_artifacts(ev.info.run_id, "plots")} == {
