@@ -6,8 +6,9 @@
         fake.add_posts([more_bytes])   # new posts appear on every platform, newest first
 
 This module is the world (posts, media, injected faults) and the server; the JSON each platform answers
-with, after its API reference, is in aidetect/testing/fakeapi_platforms.py. Media are served from /media/<n>. Every platform sees the same posts: post i carries media i, and every
-fifth post carries a second image (the next blob) so multi-image posts are exercised.
+with, after its API reference, is in aidetect/testing/fakeapi_platforms.py. Media are served from
+/media/<n>. Every platform sees the same posts: post i carries media i, and every fifth post carries a
+second image (the next blob) so multi-image posts are exercised.
 """
 
 from __future__ import annotations
