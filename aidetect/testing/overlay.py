@@ -194,3 +194,62 @@ def workload(
         mounts=[m["mountPath"] for m in c.get("volumeMounts", [])],
         cpu_limit=_cpu(((c.get("resources") or {}).get("limits") or {}).get("cpu")),
     )
+
+
+# --------------------------------------------------------------------------- the Ingress's retry policy
+
+_MIDDLEWARES = "traefik.ingress.kubernetes.io/router.middlewares"
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Traefik's retry middleware as the Ingress names it: `attempts` tries in all (the first included),
+    on a broken upstream connection and on an answer whose status is in `status`; POST and PATCH only
+    with `non_idempotent`. The default (no middleware) is one try."""
+
+    attempts: int = 1
+    status: frozenset[int] = frozenset()
+    non_idempotent: bool = False
+    on_network_error: bool = True
+
+    def retries(self, method: str, status: int, tries: int) -> bool:
+        """Whether an answer of `status` (502 for a connection that broke mid-request) after `tries`
+        tries goes to the next replica."""
+        if tries >= self.attempts or (method.upper() not in IDEMPOTENT and not self.non_idempotent):
+            return False
+        return status in self.status or (status == 502 and self.on_network_error and not self.status)
+
+
+def _statuses(values: list) -> frozenset[int]:
+    out: set[int] = set()
+    for v in values:
+        lo, _, hi = str(v).partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(out)
+
+
+def ingress_retry(objs: list[dict], ingress: str = "detector") -> RetryPolicy:
+    """The retry policy of Ingress `ingress`: its Traefik middlewares (`<namespace>-<name>@kubernetescrd`)
+    looked up among `objs`; a middleware it names and the objects lack is an error, as Traefik refuses
+    the route then."""
+    ing = find(objs, "Ingress", ingress)
+    refs = [r.strip() for r in (ing["metadata"].get("annotations") or {}).get(_MIDDLEWARES, "").split(",") if r]
+    middlewares = {
+        f"{o['metadata'].get('namespace', 'default')}-{o['metadata']['name']}@kubernetescrd": o
+        for o in objs
+        if o["kind"] == "Middleware"
+    }
+    policy = RetryPolicy()
+    for ref in refs:
+        if ref not in middlewares:
+            raise LookupError(f"Ingress {ingress} names middleware {ref!r}, which the overlay does not make")
+        retry = middlewares[ref]["spec"].get("retry")
+        if retry:
+            policy = RetryPolicy(
+                attempts=int(retry["attempts"]),
+                status=_statuses(retry.get("status", [])),
+                non_idempotent=bool(retry.get("retryNonIdempotentMethod", False)),
+                on_network_error=not retry.get("disableRetryOnNetworkError", False),
+            )
+    return policy

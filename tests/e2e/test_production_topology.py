@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from aidetect.testing import fresh_install, servers
 from aidetect.testing.overlay import Workload, external_secrets, find, render, workload
@@ -261,7 +262,12 @@ def topology(tmp_path_factory, manifest):
                 servers.wait_http(url, timeout=300, proc=top.procs[name])
             except Exception as e:
                 raise AssertionError(f"{name} did not start ({e}):\n{top.log(name)}") from None
+        # The proxy stands in for Traefik and the Service: it replays what the Ingress's retry middleware
+        # says to replay, read from the rendered overlay (aidetect.testing.overlay.ingress_retry).
+        rendered = tmp / "rendered.yaml"
+        rendered.write_text(yaml.safe_dump_all(objs))
         proxy = [sys.executable, "-m", "aidetect.testing.proxy", "--port", str(ports["proxy"])]
+        proxy += ["--retry-from", str(rendered)]
         top.urls["proxy"] = f"http://127.0.0.1:{ports['proxy']}"
         _start(top, "proxy", top.work["detector-cpu-0"], [*proxy, top.urls["replica-0"], top.urls["replica-1"]], None)
         servers.wait_http(f"{top.urls['proxy']}/livez", timeout=60)
@@ -417,7 +423,8 @@ def test_uncertain_images_go_to_the_qwen_stage_and_the_record_says_which_stage_d
     try:
         deadline = time.monotonic() + 20
         while True:
-            stored = [db.get_detection(a["id"]) for a in answers]
+            # Records come back as service.detection.Detection (1677046); compared here as the JSON they answer.
+            stored = [d.model_dump() if (d := db.get_detection(a["id"])) else None for a in answers]
             if all(s and s["stage"] == a["stage"] for s, a in zip(stored, answers, strict=True)):
                 break
             assert time.monotonic() < deadline, f"records never caught up: {stored}"
@@ -462,6 +469,7 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
     t = topology
     ids = [detect(t, t.urls["proxy"], data)["id"] for data in val_images(manifest, 2)]
     results: list[tuple[int, str, str | None]] = []  # status, upstream, feedback id
+    replayed: list[str] = []  # the replicas whose broken answer the Ingress's retry replayed elsewhere
     stop = threading.Event()
 
     def send() -> None:
@@ -474,6 +482,7 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
                 )  # fmt: skip
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 results.append((r.status_code, r.headers.get("x-upstream", ""), body.get("id")))
+                replayed.extend(r.headers.get_list("x-retried-from"))
                 i += 1
 
     sender = threading.Thread(target=send)
@@ -487,12 +496,13 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
     sender.join(60)
 
     committed = [fid for status, _, fid in results if 200 <= status < 300]
-    survivor_5xx = [r for r in results if r[0] >= 500 and r[1] == t.urls["replica-1"]]
-    lost_in_flight = [r for r in results if r[0] >= 500 and r[1] != t.urls["replica-1"]]
+    errors = [r for r in results if r[0] >= 500]
     after_kill = [r for r in results[-10:]]
     assert committed and all(fid for fid in committed)
-    assert not survivor_5xx, survivor_5xx
-    assert len(lost_in_flight) <= 1, lost_in_flight  # at most the request the victim held when it died
+    # The request the victim held when it died is replayed on the survivor (the Ingress's retry
+    # middleware, gitops/apps/detector/base/middleware-retry.yaml): the caller sees no 5xx at all.
+    assert not errors, errors
+    assert set(replayed) <= {t.urls["replica-0"]}, replayed
     assert {u for _, u, _ in after_kill} == {t.urls["replica-1"]}, "traffic did not move to the surviving replica"
     from sqlalchemy import select
 
@@ -503,8 +513,8 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
             {
                 "requests": len(results),
                 "acknowledged": len(committed),
-                "5xx_survivor": len(survivor_5xx),
-                "5xx_victim_in_flight": len(lost_in_flight),
+                "5xx": len(errors),
+                "replayed_from_the_victim": len(replayed),
                 "by_upstream": {u: sum(1 for _, x, _ in results if x == u) for u in {x for _, x, _ in results}},
             }
         )
@@ -517,3 +527,6 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
         db.close()
     missing = set(committed) - stored
     assert not missing, f"{len(missing)} of {len(committed)} acknowledged feedback rows are not in the database"
+    # A replay of a request the victim had committed before it died stores that label twice; at most
+    # one per replay, and only those (the service has no idempotency key yet: docs/gitops.md, "Retries").
+    assert len(stored - set(committed)) <= len(replayed), (stored - set(committed), replayed)
