@@ -34,8 +34,9 @@ import numpy as np  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
 from model.features import manifest_digest  # noqa: E402
+from model.nonphoto import KINDS  # noqa: E402
 from model.recipe_report import build_report, flatten, log_mlflow, markdown_table, plot  # noqa: E402
-from model.recipes import FROZEN, family_summary  # noqa: E402
+from model.recipes import FROZEN, NONPHOTO_TRAIN_PER_KIND, family_summary  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "recipes.json"
 FINETUNED = {
@@ -185,13 +186,15 @@ def lofo_step(settings, samples, units, names, seeds, per_group, families=None):
                 )
 
 
-def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lofo_per_group) -> dict:
+def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lofo_per_group, speeds, n_full) -> dict:
+    """The per-seed rows of every recipe. `speeds`: where the speed units are (the same for a subset: the
+    network does not change); `n_full`: images a full-data training sees (train split + rendered non-photos)."""
     from model.recipe_finetune import counted_families
 
     rows = {}
     for name in [*finetuned, *frozen]:
         is_frozen = name in FROZEN
-        sp = units.get(f"speed-{name}") or {}
+        sp = speeds.get(f"speed-{name}") or {}
         per_seed, fams, worst, partial = [], {}, [], {}
         for seed in seeds:
             u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-p{per_group}")
@@ -211,6 +214,8 @@ def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lof
                     partial.update({f: r["auroc"] for f, r in folds.items()})
                     folds = {}
             flat = flatten(u) | {"images_per_s": sp.get("images_per_s"), "seed": seed}
+            if is_frozen:  # the features of every training image (wall time when cached) and the head
+                flat["train_seconds_full_estimate"] = u["feature_seconds_per_image"] * n_full + u["head_fit_seconds"]
             if folds:
                 summ = family_summary(folds)
                 flat |= {k: summ[k] for k in ("family_auroc_mean", "family_auroc_worst")}
@@ -264,10 +269,11 @@ def main(argv=None) -> int:
         samples = subsample(samples, args.subset)
     digest = manifest_digest(settings.manifest)
     units = Units(settings.home / "cache" / "recipes" / (digest[:16] + (f"-sub{args.subset}" if args.subset else "")))
+    speeds = Units(settings.home / "cache" / "recipes" / digest[:16])  # a subset runs the same networks
     steps = set(args.steps.split(","))
     if "speed" in steps:
         for name in [*args.finetune, *args.frozen]:
-            units.run(f"speed-{name}", lambda name=name: speed(settings, samples, name))
+            speeds.run(f"speed-{name}", lambda name=name: speed(settings, samples, name))
     if "frozen" in steps:
         frozen_step(settings, samples, units, args.frozen, args.seeds, args.subset)
     if "finetune" in steps:
@@ -288,8 +294,18 @@ def main(argv=None) -> int:
         )
     if "report" not in steps:
         return 0
+    n_full = len(read_manifest(settings.manifest, split="train")) + NONPHOTO_TRAIN_PER_KIND * len(KINDS)
     rows = collect(
-        units, samples, args.frozen, args.finetune, args.seeds, args.per_group, args.lofo_seeds, args.lofo_per_group
+        units,
+        samples,
+        args.frozen,
+        args.finetune,
+        args.seeds,
+        args.per_group,
+        args.lofo_seeds,
+        args.lofo_per_group,
+        speeds,
+        n_full,
     )
     meta = {
         "manifest": str(settings.manifest),

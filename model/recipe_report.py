@@ -131,7 +131,9 @@ def markdown_table(report: dict) -> str:
             worst += f" ({', '.join(fams)})"
         elif part := r.get("partial_lofo"):
             worst = "<= " + ", ".join(f"{v:.3f} ({f} only)" for f, v in sorted(part.items()))
-        mark = " **(default)**" if name == report["chosen"] else ""
+        # a subset's table ranks recipes there; only the full data's choice is made the default
+        label = " **(best on this subset)**" if report.get("subset") else " **(default)**"
+        mark = label if name == report["chosen"] else ""
         lines.append(
             f"| {name}: {r['title']}{mark} | {s['auroc_val']['n']} ({r.get('lofo_seeds', 0)}) | {worst} | "
             f"{_fmt(s['family_auroc_mean'])} | {_fmt(s['nonphoto_eval_ai'], True)} / "
