@@ -19,7 +19,17 @@ from model.etl.store import Store, StoreError, default_urls, masked
 from service.records_accounts import AccountRecords
 from service.records_detections import DetectionRecords
 from service.records_feedback import FeedbackRecords, agreement, held_back_by_rule
-from service.tables import MIGRATIONS, VERSION_TABLE, Base, DetectionRow, Feedback, KeyRow, NotFound, embedded
+from service.tables import (
+    VERSION_TABLE,
+    Base,
+    DetectionRow,
+    Feedback,
+    KeyRow,
+    NotFound,
+    embedded,
+    migrate,
+    pending_migrations,
+)
 
 __all__ = [
     "VERSION_TABLE",
@@ -37,52 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _quiet_alembic() -> None:
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # as model.etl.db.migrate: quiet unless debugging
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def _alembic_config(engine):
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-def migrate(engine) -> None:
-    """`alembic upgrade head` for the service tables (the ETL's own migrations must have run first)."""
-    _quiet_alembic()
-    from alembic import command
-
-    from model.etl.db import _MIGRATING
-
-    with _MIGRATING:
-        command.upgrade(_alembic_config(engine), "head")
-
-
-def pending_migrations(engine) -> list[str]:
-    """What `aidetect records migrate` would still do here: '<history>: at X, head Y' per history behind."""
-    _quiet_alembic()
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from model.etl.db import alembic_config
-
-    behind = []
-    with engine.connect() as conn:
-        for name, cfg, table in (
-            ("data pipeline", alembic_config(engine), "alembic_version"),
-            ("service", _alembic_config(engine), VERSION_TABLE),
-        ):
-            current = MigrationContext.configure(conn, opts={"version_table": table}).get_current_revision()
-            head = ScriptDirectory.from_config(cfg).get_current_head()
-            if current != head:
-                behind.append(f"{name}: at {current or 'nothing'}, head {head}")
-    return behind
 
 
 class Records(DetectionRecords, FeedbackRecords, AccountRecords):
