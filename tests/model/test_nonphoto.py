@@ -1,4 +1,4 @@
-"""model/nonphoto.py: rendered real non-photos are deterministic by seed, stored exactly like the shared data
+"""model/nonphoto/: rendered real non-photos are deterministic by seed, stored exactly like the shared data
 (256x256 baseline JPEG q90), the train and eval settings share no font or template, the CLI writes a
 manifest that merges with the shared one, and training really learns from them."""
 
