@@ -21,7 +21,7 @@ from model.calibration import apply_calibrator, fit_calibrator, thresholds_at
 from model.features import FeatureSet
 from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP, MIN_FAMILY, probe_masks
 from model.manifest import Sample
-from model.recipes import IN_DISTRIBUTION, auroc, verdict_shares
+from model.recipes import auroc, eval_measures
 from model.sources import OTHER, load_sources
 
 FAMILY_SCORE_CAP = 200  # images of a left-out family scored per fold (seeded), to keep a fold to minutes
@@ -99,7 +99,6 @@ def finetune_unit(
     ev = ~cal_v
     p_ev, y_ev = p_val[ev], y_v[ev]
     src_ev = np.array([samples[i].source for i in vi])[ev]
-    table = load_sources()
     row = {
         "recipe": Path(recipe).stem,
         "seed": seed,
@@ -112,16 +111,8 @@ def finetune_unit(
         "threads": cfg.threads,
         "score_images_per_s": ips,
         "thresholds": th,
-        "auroc_val": auroc(p_ev[y_ev == 1], p_ev[y_ev == 0]),
+        **eval_measures(p_ev, y_ev, src_ev, p_re, th),
     }
-    for s in IN_DISTRIBUTION:
-        m = src_ev == s
-        row[f"auroc_{s}"] = auroc(p_ev[m & (y_ev == 1)], p_ev[m & (y_ev == 0)])
-    single = ~np.isin(src_ev, [*IN_DISTRIBUTION, "playground"])
-    row["auroc_pooled_single_label"] = auroc(p_ev[single & (y_ev == 1)], p_ev[single & (y_ev == 0)])
-    row["nonphoto_rendered_eval"] = verdict_shares(p_re, th)
-    row["nonphoto_shared_val"] = verdict_shares(p_ev[np.isin(src_ev, table.nonphoto_real) & (y_ev == 0)], th)
-    row["unseen_real_photo_val"] = verdict_shares(p_ev[np.isin(src_ev, table.unseen_real_photo) & (y_ev == 0)], th)
     return row
 
 

@@ -144,6 +144,22 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
+def eval_measures(p_ev: np.ndarray, y_ev: np.ndarray, src_ev: np.ndarray, p_rendered: np.ndarray, th: dict) -> dict:
+    """The measures every recipe reports from calibrated scores of the evaluation half of val (p_ev, with
+    targets and sources) and of the rendered eval non-photos, at thresholds `th`."""
+    table = load_sources()
+    out = {"auroc_val": auroc(p_ev[y_ev == 1], p_ev[y_ev == 0])}
+    for s in IN_DISTRIBUTION:
+        m = src_ev == s
+        out[f"auroc_{s}"] = auroc(p_ev[m & (y_ev == 1)], p_ev[m & (y_ev == 0)])
+    single = ~np.isin(src_ev, [*IN_DISTRIBUTION, "playground"])
+    out["auroc_pooled_single_label"] = auroc(p_ev[single & (y_ev == 1)], p_ev[single & (y_ev == 0)])
+    out["nonphoto_rendered_eval"] = verdict_shares(p_rendered, th)
+    out["nonphoto_shared_val"] = verdict_shares(p_ev[np.isin(src_ev, table.nonphoto_real) & (y_ev == 0)], th)
+    out["unseen_real_photo_val"] = verdict_shares(p_ev[np.isin(src_ev, table.unseen_real_photo) & (y_ev == 0)], th)
+    return out
+
+
 def seeded_train(train: np.ndarray, seed: int, fraction: float = TRAIN_FRACTION) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return train & (rng.random(len(train)) < fraction)
@@ -184,16 +200,8 @@ def frozen_unit(
         "n_train": int(train.sum()) + len(x_rt),
         "head_fit_seconds": fit_s,
         "thresholds": th,
-        "auroc_val": auroc(p_ev[y_ev == 1], p_ev[y_ev == 0]),
+        **eval_measures(p_ev, y_ev, src_ev, prob(x_re), th),
     }
-    for s in IN_DISTRIBUTION:
-        m = src_ev == s
-        row[f"auroc_{s}"] = auroc(p_ev[m & (y_ev == 1)], p_ev[m & (y_ev == 0)])
-    single = ~np.isin(src_ev, [*IN_DISTRIBUTION, "playground"])
-    row["auroc_pooled_single_label"] = auroc(p_ev[single & (y_ev == 1)], p_ev[single & (y_ev == 0)])
-    row["nonphoto_rendered_eval"] = verdict_shares(prob(x_re), th)
-    row["nonphoto_shared_val"] = verdict_shares(p_ev[np.isin(src_ev, table.nonphoto_real) & (y_ev == 0)], th)
-    row["unseen_real_photo_val"] = verdict_shares(p_ev[np.isin(src_ev, table.unseen_real_photo) & (y_ev == 0)], th)
     if families:
         row["families"] = family_folds(x, y, train, val, src, fam, fit)
     return row
