@@ -235,6 +235,11 @@ def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lof
             "worst_families": worst,
             "lofo_seeds": n_lofo,
             "partial_lofo": partial,  # fine-tuned folds run without the rest: worst-family <= min of these
+            "lofo_status": "every counted family"
+            if n_lofo
+            else f"only {sorted(partial)} (seed 0) of {counted_families(samples)}: no worst-family figure"
+            if partial
+            else "not run",
             "schedule": "logistic head on cached features"
             if is_frozen
             else f"1 epoch, <= {per_group} images per source/label (LOFO: {lofo_per_group}), 1 thread",
@@ -259,6 +264,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lofo-families", nargs="*", help="fine-tuned folds to run, in this order [every counted]")
     ap.add_argument("--val-cap", type=int, default=30, help="fine-tuned: val images scored per source/label [30]")
     ap.add_argument("--eval-cap", type=int, default=20, help="fine-tuned: rendered eval images scored per kind [20]")
+    ap.add_argument("--note", action="append", default=[], help="a sentence for the JSON's notes (what did not run)")
     ap.add_argument("--subset", type=int, help="smoke runs: at most N images per source/label/split and rendered kind")
     args = ap.parse_args(argv)
     settings = get_settings(manifest=args.manifest, home=args.home)
@@ -319,6 +325,7 @@ def main(argv=None) -> int:
         "eval_cap": args.eval_cap,
         "lofo_finetune": args.lofo_finetune,
         "subset": args.subset,
+        "notes": args.note,
         "units": str(units.folder),
         "command": "python bench/recipes.py " + " ".join(argv or sys.argv[1:]),
         "cpus": os.cpu_count(),
