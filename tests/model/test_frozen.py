@@ -8,21 +8,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from aidetect.testing.pictures import smooth_or_noisy
 from model.bundle import DetectorBundle, score_arrays
 from model.detectors import DetectorSpec, build_network
 from model.features import TF_SCALING, build_backbone, stage_features
 from model.train import TrainConfig
 from model.train_frozen import fit_frozen
-
-
-def synthetic(n=32, size=64, seed=0):
-    """'ai' images are smooth, 'real' ones carry sensor-like noise."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(60, 200, (n, 1, 1, 3)).astype(np.float32)
-    noise = rng.normal(0, 40, (n, size, size, 3)).astype(np.float32)
-    y = np.arange(n) % 2
-    x = np.where(y[:, None, None, None] == 0, base + noise, base)
-    return np.clip(x, 0, 255).astype(np.uint8), y
 
 
 def test_features_are_the_cached_ones():
@@ -37,7 +28,7 @@ def test_only_the_head_learns_and_the_version_exports_and_reloads(tmp_path):
     spec = DetectorSpec(frozen=("efficientnet-lite0",))
     net = build_network(spec)
     before = {k: v.clone() for k, v in net.backbones.state_dict().items()}
-    x, y = synthetic()
+    x, y = smooth_or_noisy(32, 64)
     pre = replace(TF_SCALING, size=64)  # the export's input size
     cfg = TrainConfig(spec=spec, pre=pre, batch_size=8)
     losses = fit_frozen(net, x, y, cfg)

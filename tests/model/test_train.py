@@ -3,6 +3,7 @@ import random
 import numpy as np
 import pytest
 
+from aidetect.testing.pictures import smooth_or_noisy
 from model.bundle import DetectorBundle
 from model.detectors import DetectorSpec, build_network
 from model.train import TrainConfig, load_config, lr_at, train_network
@@ -44,19 +45,9 @@ def test_lr_warms_up_then_decays():
     assert lrs[99] < 0.01 and all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
-def synthetic(n=64, size=48, seed=0):
-    """'ai' images are smooth, 'real' ones carry sensor-like noise: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(60, 200, (n, 1, 1, 3)).astype(np.float32)
-    noise = rng.normal(0, 40, (n, size, size, 3)).astype(np.float32)
-    y = np.arange(n) % 2
-    x = np.where(y[:, None, None, None] == 0, base + noise, base)
-    return np.clip(x, 0, 255).astype(np.uint8), y
-
-
 @pytest.mark.slow
 def test_training_lowers_the_loss_and_separates():
-    x, y = synthetic()
+    x, y = smooth_or_noisy(64, 48)
     cfg = load_config(None, epochs=6, batch_size=16, lr=2e-3, bf16=False)
     cfg = TrainConfig(**{**cfg.__dict__, "aug": cfg.aug.__class__(crop=32, jpeg_prob=0.0, rescale_prob=0.0)})
     net = build_network(DetectorSpec())
@@ -70,7 +61,7 @@ def test_training_lowers_the_loss_and_separates():
 
 
 def test_bundle_roundtrip_keeps_scores(tmp_path):
-    x, _ = synthetic(8, 32)
+    x, _ = smooth_or_noisy(8, 32)
     net = build_network(DetectorSpec(pretrained=False))
     bundle = DetectorBundle(
         net=net, calibration={"method": "platt", "a": 0.5, "b": 0.1}, thresholds={"low": 0.3, "high": 0.7}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 
 from service.cores import CoreShare
@@ -14,40 +15,42 @@ def hold_busy(path, workers, started, release):
         release.wait(30)
 
 
-def test_a_worker_is_alone_only_while_no_sibling_scores(tmp_path):
-    path = tmp_path / "cores.lock"
+@contextlib.contextmanager
+def sibling_scoring(path, workers):
+    """A sibling worker process that is scoring until the caller calls the yielded `stop()`."""
     ctx = mp.get_context("fork")  # the target lives in this test module, which a spawned child cannot import
     started, release = ctx.Event(), ctx.Event()
-    sibling = ctx.Process(target=hold_busy, args=(path, 2, started, release))
+    sibling = ctx.Process(target=hold_busy, args=(path, workers, started, release))
     sibling.start()
+
+    def stop():
+        release.set()
+        sibling.join(30)
+
     try:
         assert started.wait(30)
+        yield stop
+    finally:
+        stop()
+
+
+def test_a_worker_is_alone_only_while_no_sibling_scores(tmp_path):
+    path = tmp_path / "cores.lock"
+    with sibling_scoring(path, 2) as stop:
         me = CoreShare(path, 2)
         assert me.slot == 1  # the sibling owns slot 0
         with me.busy():
             assert not me.alone()  # the sibling is scoring
-        release.set()
-        sibling.join(30)
+        stop()
         with me.busy():
             assert me.alone()  # it finished (and its locks went with it)
         me.close()
-    finally:
-        release.set()
-        sibling.join(30)
 
 
 def test_a_worker_without_a_slot_never_takes_every_core(tmp_path):
     path = tmp_path / "cores.lock"
-    ctx = mp.get_context("fork")  # the target lives in this test module, which a spawned child cannot import
-    started, release = ctx.Event(), ctx.Event()
-    sibling = ctx.Process(target=hold_busy, args=(path, 1, started, release))
-    sibling.start()
-    try:
-        assert started.wait(30)
+    with sibling_scoring(path, 1):
         extra = CoreShare(path, 1)  # one slot, already owned
         assert extra.slot is None
         with extra.busy():
             assert not extra.alone()
-    finally:
-        release.set()
-        sibling.join(30)
