@@ -1,12 +1,11 @@
-"""Robustness over loopback: thousands of fuzzed malformed images never get a 5xx, and schemathesis finds
-no gap between the OpenAPI document and the server."""
+"""Robustness over loopback: thousands of fuzzed malformed images never get a 5xx.
+
+The schema-versus-server check (schemathesis, every check) is tests/service/test_openapi_contract.py."""
 
 from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -118,17 +117,3 @@ def test_fuzzed_images_never_get_a_5xx(secure_server):
             assert isinstance(detail, str) and detail and "Traceback" not in text
     assert statuses.count(200) > 0 and len(statuses) - statuses.count(200) > FUZZ_CASES * 0.2  # both kinds exercised
     assert httpx.get(f"{secure_server.url}/health").status_code == 200  # still up
-
-
-def test_schemathesis_finds_no_gap_between_schema_and_server(secure_server, tmp_path):
-    key = secure_server.keys["main"]["key"]
-    cmd = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{secure_server.url}/openapi.json",
-        "--header", f"Authorization: Bearer {key}",
-        "--max-examples", "10", "--generation-deterministic", "--request-timeout", "60",
-        # Every binary body matches the schema, but only real images decode: that check cannot hold here.
-        "--exclude-checks", "positive_data_acceptance",
-    ]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    assert "No issues found" in res.stdout
