@@ -41,22 +41,22 @@ def pinned(path: Path = PIN) -> str:
     return found[0]
 
 
-def _exact(fast_model: str, settings) -> str:
+def _exact(fast_model: str, settings):
+    """The fast model's registry reference: a version number of the configured model, or any models:/ URI."""
     from model import registry
 
-    uri = f"models:/{settings.model_name}/{fast_model}" if fast_model.isdigit() else fast_model
-    return registry.resolve(uri).uri
+    uri = registry.model_uri(settings.model_name, fast_model) if fast_model.isdigit() else fast_model
+    return registry.resolve(uri)
 
 
-def _val_samples(settings, fast_uri: str, max_samples: int | None = None) -> tuple[list, str]:
-    """The validation split of the data `fast_uri` was trained on: its snapshot, fetched as the evaluate
-    step fetches it (no shared volume), else the configured manifest; a balanced subset when asked."""
+def _val_samples(settings, fast, max_samples: int | None = None) -> tuple[list, str]:
+    """The validation split of the data `fast` (a registry reference) was trained on: its snapshot, fetched as
+    the evaluate step fetches it (no shared volume), else the configured manifest; a balanced subset when asked."""
     from ci.config import CIConfig
     from ci.snapshot import fetch_snapshot
     from model.manifest import read_manifest, subsample
 
-    name, version = fast_uri.removeprefix("models:/").rsplit("/", 1)
-    folder = fetch_snapshot(settings, CIConfig(), name, version)
+    folder = fetch_snapshot(settings, CIConfig(), fast.name, fast.version)
     manifest = folder / "manifest.csv" if folder is not None else settings.manifest
     samples = read_manifest(manifest, split="val")
     if not samples:
@@ -77,8 +77,9 @@ def fit(fast_model: str, qwen_model: str, min_per_label: int | None = None, max_
 
     settings = get_settings()
     registry.configure(settings)
-    fast_uri = _exact(fast_model, settings)
-    samples, manifest = _val_samples(settings, fast_uri, max_samples)
+    fast = _exact(fast_model, settings)
+    fast_uri = fast.uri
+    samples, manifest = _val_samples(settings, fast, max_samples)
     result = fit_and_store(fast_uri, qwen_model, samples, min_per_label=min_per_label or MIN_PER_LABEL)
     text = summary(result)
     print(text)
@@ -98,7 +99,7 @@ def check(fast_model: str, qwen_model: str) -> str:
 
     settings = get_settings()
     registry.configure(settings)
-    fast_uri = _exact(fast_model, settings)
+    fast_uri = _exact(fast_model, settings).uri
     ref = registry.resolve(qwen_model)
     why = staleness(read_stored(ref=ref, fast_model=fast_uri), fast_uri, ref.uri)
     if why:
