@@ -91,11 +91,17 @@ def _images(paths: list[Path]):
     return [decode_image(p.read_bytes()) for p in paths]
 
 
+# `score` and `explain` take the same inputs: one spelling of each, so their --help cannot drift apart.
+Images = Annotated[list[Path], typer.Argument(help="image files")]
+ModelUri = Annotated[str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")]
+BundleDir = Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")]
+
+
 @app.command()
 def score(
-    images: Annotated[list[Path], typer.Argument(help="image files")],
-    model_uri: Annotated[str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")] = None,
-    bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
+    images: Images,
+    model_uri: ModelUri = None,
+    bundle: BundleDir = None,
 ) -> None:
     """Calibrated P(AI) and verdict per image (one forward pass, no generation); JSON lines."""
     _predict_lines(images, model_uri, bundle, explain=False)
@@ -103,9 +109,9 @@ def score(
 
 @app.command()
 def explain(
-    images: Annotated[list[Path], typer.Argument(help="image files")],
-    model_uri: Annotated[str | None, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>")] = None,
-    bundle: Annotated[Path | None, typer.Option(help="a bundle folder written by `qwen train --out`")] = None,
+    images: Images,
+    model_uri: ModelUri = None,
+    bundle: BundleDir = None,
 ) -> None:
     """Score and explain each image (generation); JSON lines."""
     _predict_lines(images, model_uri, bundle, explain=True)
