@@ -153,15 +153,15 @@ class DetectorAPI(ls.LitAPI):
     def _setup_records(self) -> None:
         """Records go to a local outbox that the HTTP process drains into the database (service.state), and
         kept images straight to the object store: this process never waits on the database."""
-        from model.etl.objects import open_objects
         from model.etl.store import default_urls
         from service.metrics import metrics
         from service.outbox import Outbox
+        from service.review_store import ReviewStore, open_review_objects
 
         self.metrics = metrics()
         self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
         self.outbox = Outbox(outbox_path(self.settings))
-        self.objects = open_objects(default_urls(self.settings)[1])
+        self.keeper = ReviewStore(open_review_objects(default_urls(self.settings)[1]), self.metrics)
 
     def decode_request(self, request):
         return decode(request, self.pre)
@@ -191,11 +191,7 @@ class DetectorAPI(ls.LitAPI):
             m.verdicts.labels(d.verdict).inc()
             m.score.observe(d.score)
             if d.kept_for_review:  # bytes first: a record never points at an object that is not there
-                try:
-                    self.objects.put(d.sha256, item.data)
-                except Exception as e:  # the answer still goes out, and the record says the image was not kept
-                    log.error("could not keep the review image of %s: %s", d.id, e)
-                    d.kept_for_review, d.phash = False, None
+                self.keeper.keep(d, item.data)  # retried briefly; on failure d says it was not kept
         try:
             self.outbox.append([d for _, d in answered])
         except Exception as e:  # the answer still goes out; the log says what was lost

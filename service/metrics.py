@@ -46,6 +46,10 @@ def metrics() -> SimpleNamespace:
         verdicts=Counter("aidetect_verdicts", "verdicts given", ["verdict"]),
         score=Histogram("aidetect_score", "calibrated AI score of answered images", buckets=SCORE_BUCKETS),
         batch=Histogram("aidetect_batch_size", "images per forward pass", buckets=BATCH_BUCKETS),
+        keep_retries=Counter("aidetect_review_keep_retries", "object store puts of a kept image tried again"),
+        keep_failures=Counter(
+            "aidetect_review_keep_failures", "kept images the object store did not take: answered, not kept"
+        ),
         model_info=Gauge(
             "aidetect_model_info", "the model version a worker serves (1)", ["name", "version"], multiprocess_mode="max"
         ),
