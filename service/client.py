@@ -3,15 +3,19 @@
     from service.client import DetectorClient
     with DetectorClient("http://127.0.0.1:8000", api_key="aid_...") as c:
         r = c.detect("cat.jpg")                       # dict: id, score, verdict, provenance, ...
-        c.feedback(r["id"], "real")
+        c.feedback(r["id"], "real")                   # stored once, even when retried (Idempotency-Key)
         c.detect_batch(["a.jpg", "b.png"])            # one answer per image, in order
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
 import httpx
+
+FEEDBACK_RETRIES = 2  # tries after the first
 
 
 class ClientError(RuntimeError):
@@ -60,9 +64,25 @@ class DetectorClient:
         files = [("images", (f"image{i}", _bytes(im), "application/octet-stream")) for i, im in enumerate(images)]
         return self._check(self.http.post("/v1/detect/batch", files=files))["results"]
 
-    def feedback(self, detection_id: str, label: str, note: str | None = None) -> dict:
+    def feedback(
+        self, detection_id: str, label: str, note: str | None = None, idempotency_key: str | None = None
+    ) -> dict:
+        """Store a label, once: every call sends an Idempotency-Key (a fresh uuid4 unless given) and its own
+        retries reuse it, so a retry of a write that did land returns the stored row instead of a second one.
+        Retried: a broken connection or a proxy's 502/504 (where the write may or may not have happened)."""
         body = {"detection_id": detection_id, "label": label, **({"note": note} if note else {})}
-        return self._check(self.http.post("/v1/feedback", json=body))
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        for attempt in range(FEEDBACK_RETRIES + 1):
+            if attempt:
+                time.sleep(0.2 * 2 ** (attempt - 1))
+            try:
+                r = self.http.post("/v1/feedback", json=body, headers=headers)
+            except httpx.TransportError:
+                if attempt == FEEDBACK_RETRIES:
+                    raise
+                continue
+            if r.status_code not in (502, 504) or attempt == FEEDBACK_RETRIES:
+                return self._check(r)
 
     def ready(self) -> bool:
         return self.http.get("/health").status_code == 200

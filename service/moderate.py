@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from model.etl.store import StoreError
 from service.auth import read_session, sign_session, verify_password
+from service.idempotency import HEADER, REPLAYED, check_key
 from service.records import NotFound
 
 COOKIE = "aidetect_session"
@@ -192,14 +193,17 @@ def build_moderator_router(state) -> APIRouter:
         if isinstance(who, JSONResponse):
             return who
         try:
+            # The page sends a key per label it saves: the Ingress may replay this POST on another replica.
+            key = check_key(request.headers.get(HEADER))
             db = await asyncio.to_thread(state.db)
-            out = await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, f"moderator:{who}")
+            out = await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, f"moderator:{who}", None, key)
         except NotFound as e:
             return JSONResponse({"detail": str(e)}, status_code=404)
         except ValueError as e:
             return JSONResponse({"detail": str(e)}, status_code=422)
         except (StoreError, Exception):
             return unavailable()
-        return JSONResponse(out, status_code=201)
+        replayed = out.pop("replayed")
+        return JSONResponse(out, status_code=201, headers={REPLAYED: "true"} if replayed else None)
 
     return router

@@ -208,17 +208,28 @@ async function loadStats() {
     (g.held_back ? " — your labels are held back from training" : "");
 }
 
+// One Idempotency-Key per label the page tries to save, sent again if the moderator retries after an error:
+// the server stores a label once per key, even when a proxy replays the POST (docs/api.md).
+const labelKeys = {};
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();  // only in secure contexts (https, localhost)
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function act(label) {
   const id = $("item").dataset.id;
   if (busy || $("item").hidden || !id) return;
   if (label === "skip") { skipped.add(id); $("status").textContent = "Skipped " + id.slice(0, 8); show(); return; }
   busy = true;
+  const attempt = id + ":" + label;
+  labelKeys[attempt] = labelKeys[attempt] || newKey();
   try {
     const out = await api("/moderate/api/label", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "Idempotency-Key": labelKeys[attempt] },
       body: JSON.stringify({ detection_id: id, label: label }),
     });
+    delete labelKeys[attempt];
     $("status").textContent = "Labelled " + id.slice(0, 8) + " as " + out.label +
       (out.held_back ? " (held back from training)" : "");
     items = items.filter((it) => it.id !== id);

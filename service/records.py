@@ -54,9 +54,11 @@ class Records(DetectionRecords, FeedbackRecords, AccountRecords):
 
     def __init__(self, store: Store, create: bool = True):
         self.store = store
-        if create:  # embedded mode only (see open)
-            with store.guard("creating the service tables"):
-                Base.metadata.create_all(store.engine)
+        if create:  # embedded mode only (see open): its own migrations, as the data store's run on open
+            # Not create_all: that makes missing tables but never adds a column to one a release made earlier
+            # (feedback.idempotency_key, s0004). The revisions adopt what an older create_all made.
+            with store.guard("migrating the service tables"):
+                migrate(store.engine)
 
     @classmethod
     def open(cls, settings=None, url: str | None = None, objects: str | None = None) -> Records:

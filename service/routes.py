@@ -20,6 +20,7 @@ from model.etl.store import StoreError
 from model.preprocess import ImageError
 from service.body import read_image, read_images
 from service.detection import Detection
+from service.idempotency import REPLAYED, IdempotencyKey, check_key
 from service.metrics import StateCollector, render
 from service.records import NotFound
 from service.security import caller
@@ -266,16 +267,20 @@ def build_router(server, lit_api, state) -> APIRouter:
         response_model=FeedbackOut,
         responses={**ERRORS, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
         dependencies=[guard],
-        summary="Label an earlier detection (ai | real); stored before the answer",
+        summary="Label an earlier detection (ai | real); stored before the answer, once per Idempotency-Key",
     )
-    async def feedback(body: FeedbackIn, request: Request):
+    async def feedback(body: FeedbackIn, request: Request, response: Response, idempotency_key: IdempotencyKey = None):
         who = request.state.who
         if settings.auth_required and not who.startswith("key:"):
             # Labels become training data: where keys are required, nobody without one may give them.
             return _error(401, "feedback needs an API key: send 'Authorization: Bearer KEY'")
         try:
+            key = check_key(idempotency_key)
             db = await asyncio.to_thread(state.db)
-            return await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, who, body.note)
+            out = await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, who, body.note, key)
+            if out.pop("replayed"):
+                response.headers[REPLAYED] = "true"
+            return out
         except NotFound as e:
             return _error(404, str(e))
         except ValueError as e:

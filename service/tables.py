@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from model.etl.db import utcnow
@@ -56,6 +56,9 @@ class DetectionRow(Base):
 
 class Feedback(Base):
     __tablename__ = "feedback"
+    # One row per caller and Idempotency-Key (service/idempotency.py): a replica that replays a request another
+    # one committed fails here instead of storing the label twice. Rows without a key (NULL) never collide.
+    __table_args__ = (Index("uq_feedback_idempotency_key", "given_by", "idempotency_key", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     detection_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -65,6 +68,7 @@ class Feedback(Base):
     held_back: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))  # as the caller sent it; kept with the row
 
 
 class ApiKey(Base):

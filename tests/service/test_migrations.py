@@ -9,6 +9,8 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from model.etl.db import connect
 from model.etl.store import StoreError
@@ -38,20 +40,87 @@ def schema_diff(url: str) -> list:
 def test_migrations_build_exactly_the_service_models(tmp_path):
     url = f"sqlite:///{tmp_path / 'etl.db'}"
     behind = Records.migrate_store(url=url)
-    assert behind == ["data pipeline: at nothing, head 0001", "service: at nothing, head s0003"]
+    assert behind == ["data pipeline: at nothing, head 0001", "service: at nothing, head s0004"]
     assert schema_diff(url) == []
     assert Records.migrate_store(url=url) == []  # a second run has nothing to do
 
 
+def older_store(url: str, revision: str = "s0003", history: bool = False) -> None:
+    """A store as an older release left it: the service tables at `revision`; without `history`, as an
+    embedded store's create_all made them (no alembic_version_service row)."""
+    from alembic import command
+
+    from model.etl.db import migrate as migrate_etl
+    from service.tables import _alembic_config
+
+    engine = connect(url)
+    try:
+        migrate_etl(engine)
+        command.upgrade(_alembic_config(engine), revision)
+        if not history:
+            with engine.begin() as conn:
+                conn.execute(text(f"DELETE FROM {VERSION_TABLE}"))
+    finally:
+        engine.dispose()
+
+
 def test_tables_made_by_create_all_are_adopted(tmp_path):
     url = f"sqlite:///{tmp_path / 'etl.db'}"
-    Records.open(url=url, objects=str(tmp_path / "o")).close()  # the embedded mode: create_all, no history
-    assert Records.migrate_store(url=url) == ["service: at nothing, head s0003"]
+    older_store(url)
+    assert Records.migrate_store(url=url) == ["service: at nothing, head s0004"]
+    assert schema_diff(url) == []
+
+
+def test_opening_an_older_embedded_store_brings_it_to_head(tmp_path, make_detection):
+    # create_all alone would leave feedback without idempotency_key and every label write failing.
+    url = f"sqlite:///{tmp_path / 'etl.db'}"
+    older_store(url)
     db = Records.open(url=url, objects=str(tmp_path / "o"))
     try:
         assert pending_migrations(db.store.engine) == []
+        d = make_detection(keep=False)
+        db.apply_outbox([d])
+        first = db.add_feedback(d.id, "ai", "key:k", idempotency_key="k-1")
+        assert db.add_feedback(d.id, "ai", "key:k", idempotency_key="k-1")["id"] == first["id"]
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_s0004_adds_the_key_beside_existing_labels(backend, request, tmp_path):
+    """Labels stored before keys existed stay, keyless (NULLs never collide), and the index holds after."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'etl.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+    older_store(url, history=True)
+    engine = connect(url)
+    row = "INSERT INTO feedback (detection_id, sha256, label, given_by, held_back, created_at{}) VALUES ({})"
+    values = "'d1', 'ab', 'ai', 'key:k', false, CURRENT_TIMESTAMP"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(row.format("", values)))
+            conn.execute(text(row.format("", values)))  # the duplicate a replay used to make
+        assert Records.migrate_store(url=url) == ["service: at s0003, head s0004"]
+        assert schema_diff(url) == []
+        with engine.begin() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM feedback WHERE idempotency_key IS NULL")) == 2
+            conn.execute(text(row.format(", idempotency_key", values + ", 'k-1'")))
+            conn.execute(text(row.format(", idempotency_key", values.replace("key:k", "key:other") + ", 'k-1'")))
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # same caller, same key: refused
+            conn.execute(text(row.format(", idempotency_key", values + ", 'k-1'")))
+    finally:
+        engine.dispose()
+    from alembic import command
+
+    from service.tables import _alembic_config
+
+    engine = connect(url)
+    try:
+        command.downgrade(_alembic_config(engine), "s0003")  # and back, for a rollback of the release
+    finally:
+        engine.dispose()
+    assert Records.migrate_store(url=url) == ["service: at s0003, head s0004"]
 
 
 def test_a_server_database_behind_refuses_to_serve_until_migrated(postgres, tmp_path):
