@@ -8,7 +8,9 @@ with jittered exponential backoff, at most ATTEMPTS tries and no new try once BU
 store that is down delays an uncertain image's answer by about a second, not by the client's own patience.
 A refusal that will not heal within that budget (403, no such bucket) is not retried. When the keep gives
 up, the image is still answered: the detection says kept_for_review false (a record never points at an
-object that is not there), aidetect_review_keep_failures counts it and one log line says why.
+object that is not there), aidetect_review_keep_failures counts it and one log line says why. After a
+give-up the store counts as down for DOWN_S: puts get one try each, so a batch of uncertain images, or the
+images behind it, does not pay the whole budget again per image while the store is away.
 
 tenacity is the one retry layer, for both stores: boto3's own (standard mode) waits up to 1 s, then 2 s,
 with no smaller base to configure, so the S3 client here has botocore's retries off and short timeouts.
@@ -17,6 +19,7 @@ with no smaller base to configure, so the S3 client here has botocore's retries 
 from __future__ import annotations
 
 import logging
+import time
 
 import tenacity
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 BUDGET_S = 1.0  # no new try starts later than this after the first
 FIRST_WAIT_S, MAX_WAIT_S = 0.05, 0.4
+DOWN_S = 10.0
 # The worker's S3 client: a store that accepts the connection and then hangs costs one read timeout.
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 0.5, 2.0
 THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed"}
@@ -64,6 +68,7 @@ class ReviewStore:
     def __init__(self, objects: Objects, metrics=None):
         self.objects = objects
         self.metrics = metrics
+        self._down_until = 0.0  # monotonic time until which a put gets a single try
 
     def _retrying(self, detection_id: str) -> tenacity.Retrying:
         def note(state: tenacity.RetryCallState) -> None:
@@ -78,7 +83,8 @@ class ReviewStore:
             )
 
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(ATTEMPTS) | tenacity.stop_before_delay(BUDGET_S),
+            stop=tenacity.stop_after_attempt(1 if time.monotonic() < self._down_until else ATTEMPTS)
+            | tenacity.stop_before_delay(BUDGET_S),
             wait=tenacity.wait_exponential(multiplier=FIRST_WAIT_S, max=MAX_WAIT_S)
             + tenacity.wait_random(0, FIRST_WAIT_S),
             retry=tenacity.retry_if_exception(transient),
@@ -91,8 +97,10 @@ class ReviewStore:
         retrying = self._retrying(detection.id)
         try:
             retrying(self.objects.put, detection.sha256, data)
+            self._down_until = 0.0
             return True
         except Exception as e:
+            self._down_until = time.monotonic() + DOWN_S
             tries = retrying.statistics.get("attempt_number", 1)
             if self.metrics is not None:
                 self.metrics.keep_failures.inc()

@@ -155,6 +155,13 @@ def test_a_store_that_stays_down_is_given_up_on_and_the_detection_says_not_kept(
     assert any("could not keep the review image" in r.message and d.id in r.message for r in caplog.records)
     with pytest.raises(direct.exceptions.ClientError):
         direct.head_object(Bucket=BUCKET, Key=object_key(d.sha256))
+    # known down: the next kept image gets one try, not the whole budget again
+    before = flaky.puts
+    other, other_data = kept_detection(make_detection, seed=17)
+    assert keeper.keep(other, other_data) is False and flaky.puts == before + 1
+    # and once the store answers again, images are kept
+    flaky.fail = 0
+    assert keeper.keep(other, other_data) is True
 
 
 @pytest.mark.slow
