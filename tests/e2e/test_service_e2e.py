@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -131,6 +132,56 @@ def test_predict_command(secure_server, manifest, tmp_path):
     res = secure_server.cli("predict", str(bad), "--url", secure_server.url, "--api-key",
                             secure_server.keys["main"]["key"])
     assert res.returncode == 1 and res.stderr.startswith("aidetect: error:") and "Traceback" not in res.stderr
+
+
+def test_a_replayed_feedback_with_its_idempotency_key_is_stored_once(secure_server, images):
+    url, headers = secure_server.url, auth(secure_server)
+    did = httpx.post(f"{url}/v1/detect", content=images[0], headers=headers, timeout=60).json()["id"]
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    first = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "ai"}, headers=keyed)
+    assert first.status_code == 201, first.text
+    again = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "ai"}, headers=keyed)
+    assert (again.status_code, again.json()) == (201, first.json()) and again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    other = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "real"}, headers=keyed)
+    assert other.status_code == 422 and "was used for another request" in other.json()["detail"], other.text
+    for bad in ("has a space", "x" * 256):
+        r = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "ai"},
+                       headers={**headers, "Idempotency-Key": bad})  # fmt: skip
+        assert r.status_code == 422 and "Idempotency-Key must be 1 to 255" in r.json()["detail"], r.text
+    # Replicas racing on one key (here: one server's threads): one row, one id for every answer.
+    raced = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "real"}, headers=raced),
+                range(8),
+            )
+        )
+    assert {r.status_code for r in answers} == {201} and len({r.json()["id"] for r in answers}) == 1
+    # The platform client makes a key per call and keeps it for its own retries.
+    with DetectorClient(url, secure_server.keys["main"]["key"]) as c:
+        k = str(uuid.uuid4())
+        assert c.feedback(did, "ai", idempotency_key=k)["id"] == c.feedback(did, "ai", idempotency_key=k)["id"]
+        c.feedback(did, "ai")
+    assert count(secure_server, Feedback, detection_id=did) == 4  # first, raced, the client's keyed one and its last
+
+
+def test_a_replayed_moderator_label_is_stored_once(secure_server, images):
+    made = secure_server.cli("moderators", "add", "mod-idem", "--password-stdin", stdin="correct horse battery\n")
+    assert made.returncode == 0, made.stderr
+    did = httpx.post(f"{secure_server.url}/v1/detect", content=images[1], headers=auth(secure_server), timeout=60)
+    with httpx.Client(base_url=secure_server.url, timeout=30) as c:
+        login = c.post("/moderate/login", data={"name": "mod-idem", "password": "correct horse battery"})
+        assert login.status_code == 303 and login.headers["location"] == "/moderate", login.text
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        body = {"detection_id": did.json()["id"], "label": "real"}
+        first, again = (c.post("/moderate/api/label", json=body, headers=key) for _ in range(2))
+        assert first.status_code == again.status_code == 201 and first.json() == again.json(), again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        other = c.post("/moderate/api/label", json={**body, "label": "ai"}, headers=key)
+        assert other.status_code == 422 and "send a new key" in other.json()["detail"]
+    assert count(secure_server, Feedback, detection_id=body["detection_id"], given_by="moderator:mod-idem") == 1
 
 
 def test_many_concurrent_clients_get_no_5xx_and_every_feedback_is_stored(secure_server, images):
