@@ -149,13 +149,19 @@ def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndar
 def to_array(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
     """RGB image -> float32 CHW array normalised with the backbone's statistics.
 
-    A table lookup per channel instead of float arithmetic on every pixel: 5x faster, which is a few
-    percent of the serving worker's time (bench/serve_throughput.py), and exactly the same numbers."""
-    a = np.asarray(img, dtype=np.uint8)
+    A table lookup per channel instead of float arithmetic on every pixel, and exactly the same numbers.
+    Each channel is looked up from its own contiguous plane (Pillow's split): np.take with a strided
+    uint8 index into `out` was 5x slower (1.3 ms against 0.27 ms at 256 px), a tenth of the serving
+    worker's CPU per image besides the model."""
     table = _normalise_table(tuple(cfg.mean), tuple(cfg.std))
-    out = np.empty((3, *a.shape[:2]), dtype=np.float32)
+    if isinstance(img, Image.Image) and img.mode == "RGB":
+        planes = [np.asarray(band) for band in img.split()]
+    else:
+        a = np.asarray(img, dtype=np.uint8)
+        planes = [np.ascontiguousarray(a[..., c]) for c in range(3)]
+    out = np.empty((3, *planes[0].shape), dtype=np.float32)
     for c in range(3):
-        np.take(table[c], a[..., c], out=out[c])
+        np.take(table[c], planes[c], out=out[c])
     return out
 
 

@@ -39,12 +39,16 @@ class Decoded:
     t0: float  # perf_counter when decoding began
     data: bytes = field(default=b"", repr=False)  # kept for review when the verdict is uncertain
     key_id: str | None = None
-    # What imagehash.phash reduces an image to first (grey, 32x32 LANCZOS): a kept image's perceptual hash is
-    # then the one ingest computes from the full image, without holding the full image past decoding.
+    # What a kept image's perceptual hash is computed from, the same hash ingest computes from the full image:
+    # the decoded image itself when small, else what imagehash.phash reduces it to first (grey, 32x32 LANCZOS).
     thumb: Image.Image | None = field(default=None, repr=False)
 
 
 PHASH_SIDE = 32
+# Up to this many pixels the decoded image waits for the verdict (3 MB at most, per image in a batch), and
+# only a kept one is reduced and hashed: reducing every image cost a fifth of the worker's CPU per image
+# besides the model. A larger image is reduced while decoding, so it is not held past that.
+HOLD_PIXELS = 1_000_000
 
 
 def decode(payload: dict, settings_pre) -> Decoded | ImageError:
@@ -54,7 +58,9 @@ def decode(payload: dict, settings_pre) -> Decoded | ImageError:
     try:
         img = decode_image(data, settings_pre)
         w, h = img.size
-        thumb = img.convert("L").resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS)
+        thumb = img
+        if w * h > HOLD_PIXELS:
+            thumb = img.convert("L").resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS)
         x = to_array(fit_to_size(img, settings_pre), settings_pre)
     except ImageError as e:
         return e

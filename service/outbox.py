@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -36,9 +37,14 @@ class Outbox:
         self._lock_path = self.path.with_suffix(".lock")
         with self._connect() as c:
             c.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT)")
+        # The appender's connection stays open: opening one per batch, and closing it (the last close of a WAL
+        # database checkpoints it), was a fifth of the worker's CPU per image besides the model.
+        self._writer: sqlite3.Connection | None = None
+        self._writer_pid = 0
+        self._writer_lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _connect(self, **kw) -> sqlite3.Connection:
+        c = sqlite3.connect(self.path, timeout=30, isolation_level=None, **kw)
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process; fsync at checkpoints
         return c
@@ -46,13 +52,24 @@ class Outbox:
     def append(self, records: list[Detection]) -> None:
         if not records:
             return
-        c = self._connect()
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            c.executemany("INSERT INTO outbox (payload) VALUES (?)", [(r.to_outbox(),) for r in records])
-            c.execute("COMMIT")
-        finally:
-            c.close()
+        rows = [(r.to_outbox(),) for r in records]
+        with self._writer_lock:
+            if self._writer is not None and self._writer_pid != os.getpid():
+                # A forked child opens its own, and never closes the parent's (SQLite connections must
+                # not cross a fork; closing one in the child would touch the parent's locks).
+                self._inherited, self._writer = self._writer, None
+            if self._writer is None:
+                # Appends may come from several threads (the cascade's); the lock makes them one at a time.
+                self._writer, self._writer_pid = self._connect(check_same_thread=False), os.getpid()
+            c = self._writer
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                c.executemany("INSERT INTO outbox (payload) VALUES (?)", rows)
+                c.execute("COMMIT")
+            except BaseException:
+                self._writer = None  # whatever state it is in, the next append starts on a fresh connection
+                c.close()
+                raise
 
     def __len__(self) -> int:
         c = self._connect()

@@ -50,3 +50,16 @@ def test_a_kept_detection_carries_the_perceptual_hash_ingest_would_compute():
     assert not answered.kept_for_review and answered.phash is None  # only kept images are hashed
     # the answer leaves out what is stored beside it
     assert set(answered.model_dump()) & {"api_key_id", "created_at", "size_bytes", "phash"} == set()
+
+
+def test_a_large_kept_image_is_hashed_from_its_reduction_the_same_as_from_the_whole():
+    # Small images wait whole for the verdict; a large one is reduced at decoding. The hash must not care.
+    from aidetect.testing.pictures import noise
+    from service.api import HOLD_PIXELS
+
+    data = noise(seed=5, size=(1200, 900), block=16)
+    assert 1200 * 900 > HOLD_PIXELS
+    item = decode(payload(data), PreprocessConfig())
+    assert item.thumb.size == (32, 32)
+    kept = detection_of(item, 0.5, "uncertain", ModelRef(name="aidetect", version="2"), Thresholds(low=0.2, high=0.8))
+    assert kept.phash == phash_hex(decode_image(data))

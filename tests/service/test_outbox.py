@@ -73,3 +73,26 @@ def test_flusher_retries_until_the_database_returns(tmp_path, make_detection):
         assert stored == [sent] and len(box) == 0
     finally:
         flusher.stop()
+
+
+def test_appends_from_threads_and_a_forked_child_all_land(tmp_path, make_detection):
+    # The appender keeps its connection open: threads share it one at a time, a forked child opens its own.
+    import os
+    import threading
+
+    box = Outbox(tmp_path / "outbox.db")
+    box.append([make_detection(b"parent")])
+    threads = [threading.Thread(target=box.append, args=([make_detection(bytes([i]))],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pid = os.fork()
+    if pid == 0:  # the child appends through the object it inherited, then leaves without cleanup
+        try:
+            box.append([make_detection(b"child")])
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    box.append([make_detection(b"parent again")])
+    assert len(box) == 7

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import func, select
 
 from aidetect.testing.pictures import solid
 from model.etl.db import Image, LabelEvent
@@ -52,6 +53,16 @@ def test_insert_is_idempotent_and_kept_images_join_the_data_store(db, detection)
         assert img.phash != "0" * 16
         assert s.get(Image, rows[1].sha256) is None  # only uncertain (kept) images are stored
     assert db.image_bytes(rows[0].sha256) == png(1)
+
+
+def test_one_image_row_per_kept_image_whether_stored_before_or_twice_in_a_flush(db, detection):
+    before = detection(db, png(3))
+    assert db.apply_outbox([before]) == 1
+    again = [detection(db, png(3)), detection(db, png(4)), detection(db, png(4)), detection(db, png(6), keep=False)]
+    assert db.apply_outbox(again) == 4 and db.count_detections() == 5
+    with db.session("check") as s:
+        assert [s.get(Image, d.sha256) is not None for d in (again[0], again[1], again[3])] == [True, True, False]
+        assert s.scalar(select(func.count()).select_from(Image)) == 2
 
 
 def test_a_cascade_verdict_queued_behind_its_detection_ends_in_the_record(db, detection):
