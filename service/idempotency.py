@@ -26,8 +26,12 @@ _VALID = re.compile(PATTERN)
 REPLAYED = "Idempotent-Replayed"  # the answer's header when it repeats a stored result (as Stripe names it)
 
 
-class KeyReused(ValueError):
-    """The key was used before, by this caller, for another request; the message says what differs."""
+class KeyReused(Exception):
+    """The key was used before, by this caller, for another request; the message says what differs.
+
+    Answered 409, where the draft suggests 422: here 422 means the request itself is invalid, which a
+    client can fix by reading the schema, while this refusal depends on what the server stored before
+    (as a 409 does); the contract test (schemathesis) holds every 422 to the first meaning."""
 
 
 def check_key(value: str | None) -> str | None:
@@ -51,7 +55,7 @@ IdempotencyKey = Annotated[
         description=(
             "a key the caller makes per logical write (a uuid4) and sends again on its retries: a repeat with "
             "the same key and body returns the stored result and stores nothing; the same key with another "
-            "body is refused (422). Scoped to the caller (API key, or client address where keys are optional)"
+            "body is refused (409). Scoped to the caller (API key, or client address where keys are optional)"
         ),
         json_schema_extra={"minLength": 1, "maxLength": MAX_LENGTH, "pattern": PATTERN},
     ),

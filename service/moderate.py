@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from model.etl.store import StoreError
 from service.auth import read_session, sign_session, verify_password
-from service.idempotency import HEADER, REPLAYED, check_key
+from service.idempotency import HEADER, REPLAYED, KeyReused, check_key
 from service.records import NotFound
 
 COOKIE = "aidetect_session"
@@ -197,6 +197,8 @@ def build_moderator_router(state) -> APIRouter:
             key = check_key(request.headers.get(HEADER))
             db = await asyncio.to_thread(state.db)
             out = await asyncio.to_thread(db.add_feedback, body.detection_id, body.label, f"moderator:{who}", None, key)
+        except KeyReused as e:
+            return JSONResponse({"detail": str(e)}, status_code=409)
         except NotFound as e:
             return JSONResponse({"detail": str(e)}, status_code=404)
         except ValueError as e:

@@ -20,7 +20,7 @@ from model.etl.store import StoreError
 from model.preprocess import ImageError
 from service.body import read_image, read_images
 from service.detection import Detection
-from service.idempotency import REPLAYED, IdempotencyKey, check_key
+from service.idempotency import REPLAYED, IdempotencyKey, KeyReused, check_key
 from service.metrics import StateCollector, render
 from service.records import NotFound
 from service.security import caller
@@ -265,7 +265,12 @@ def build_router(server, lit_api, state) -> APIRouter:
         "/v1/feedback",
         status_code=201,
         response_model=FeedbackOut,
-        responses={**ERRORS, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+        responses={
+            **ERRORS,
+            404: {"model": ErrorOut, "description": "no such detection"},
+            409: {"model": ErrorOut, "description": "this Idempotency-Key was used for another request"},
+            503: {"model": ErrorOut, "description": "the records database is unavailable; nothing was stored"},
+        },
         dependencies=[guard],
         summary="Label an earlier detection (ai | real); stored before the answer, once per Idempotency-Key",
     )
@@ -281,6 +286,8 @@ def build_router(server, lit_api, state) -> APIRouter:
             if out.pop("replayed"):
                 response.headers[REPLAYED] = "true"
             return out
+        except KeyReused as e:
+            return _error(409, str(e))
         except NotFound as e:
             return _error(404, str(e))
         except ValueError as e:

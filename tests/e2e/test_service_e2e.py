@@ -144,7 +144,7 @@ def test_a_replayed_feedback_with_its_idempotency_key_is_stored_once(secure_serv
     assert (again.status_code, again.json()) == (201, first.json()) and again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     other = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "real"}, headers=keyed)
-    assert other.status_code == 422 and "was used for another request" in other.json()["detail"], other.text
+    assert other.status_code == 409 and "was used for another request" in other.json()["detail"], other.text
     for bad in ("has a space", "x" * 256):
         r = httpx.post(f"{url}/v1/feedback", json={"detection_id": did, "label": "ai"},
                        headers={**headers, "Idempotency-Key": bad})  # fmt: skip
@@ -180,7 +180,7 @@ def test_a_replayed_moderator_label_is_stored_once(secure_server, images):
         assert first.status_code == again.status_code == 201 and first.json() == again.json(), again.text
         assert again.headers["idempotent-replayed"] == "true"
         other = c.post("/moderate/api/label", json={**body, "label": "ai"}, headers=key)
-        assert other.status_code == 422 and "send a new key" in other.json()["detail"]
+        assert other.status_code == 409 and "send a new key" in other.json()["detail"]
     assert count(secure_server, Feedback, detection_id=body["detection_id"], given_by="moderator:mod-idem") == 1
 
 
