@@ -31,9 +31,15 @@ def _bytes(image: str | Path | bytes) -> bytes:
 
 
 class DetectorClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 60):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        timeout: float = 60,
+        transport: httpx.BaseTransport | None = None,  # e.g. httpx.WSGITransport / a test's MockTransport
+    ):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> DetectorClient:
         return self

@@ -125,6 +125,7 @@ def test_label_an_item_in_headless_chromium(secure_server, manifest, browser):
         with db.session("check") as s:
             fb = s.scalars(select(Feedback).where(Feedback.detection_id == item_id)).one()
             assert (fb.label, fb.given_by) == ("ai", "moderator:alice")
+            assert fb.idempotency_key, "the page sent no Idempotency-Key: a replayed click would label twice"
             event = s.scalars(
                 select(LabelEvent).where(LabelEvent.sha256 == fb.sha256, LabelEvent.moderator == "moderator:alice")
             ).one()
