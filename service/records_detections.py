@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from model.etl.db import Image, LabelEvent, Sighting, utcnow
 from model.etl.objects import object_key
@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 NO_PHASH = "0" * 16  # a detection queued without a hash (by an older worker): a nicety, not a reason to lose it
 
 
-def row_of(d: Detection) -> DetectionRow:
+def row_values(d: Detection) -> dict:
+    """The detections row of `d`, as column values (the flusher inserts many at once)."""
     name, version = d.deciding_model
-    return DetectionRow(
+    return dict(
         id=d.id,
         sha256=d.sha256,
         score=d.score,
@@ -67,9 +68,10 @@ def detection_of_row(r: DetectionRow) -> Detection:
     )
 
 
-def image_row(d: Detection) -> Image:
+def image_values(d: Detection) -> dict:
+    """The images row of a kept detection, as column values."""
     prov = d.provenance
-    return Image(
+    return dict(
         sha256=d.sha256,
         object_key=object_key(d.sha256),
         size_bytes=d.size_bytes,
@@ -98,24 +100,36 @@ class DetectionRecords:
             return 0
         with self.session("recording detections") as s:
             present = set(s.scalars(select(DetectionRow.id).where(DetectionRow.id.in_([d.id for d in rows]))))
-            # One query for the kept images already stored, instead of a lookup and a flush per kept image:
-            # the flusher runs in the HTTP process, and those round trips were its largest cost per image.
+            # One query for the kept images already stored and one multi-row insert per table, instead of ORM
+            # objects with a lookup and a flush per kept image: the flusher runs in the HTTP process, and those
+            # round trips were its largest cost per image.
             kept = {d.sha256 for d in rows if d.kept_for_review and d.id not in present}
             images = set(s.scalars(select(Image.sha256).where(Image.sha256.in_(kept)))) if kept else set()
-            new = 0
+            new_rows: dict[str, dict] = {}
+            new_images: list[dict] = []
             for d in rows:
                 if d.id not in present:
-                    s.add(row_of(d))
+                    new_rows[d.id] = row_values(d)
                     present.add(d.id)
-                    new += 1
                     if d.kept_for_review and d.sha256 not in images:
-                        s.add(image_row(d))
+                        new_images.append(image_values(d))
                         images.add(d.sha256)  # a second detection of the same image in this batch adds no row
                 elif d.stage != "fast":
-                    stored = s.get(DetectionRow, d.id)
-                    stored.score, stored.verdict, stored.stage = d.score, d.verdict, d.stage
-                    stored.model_name, stored.model_version = d.deciding_model
-        return new
+                    name, version = d.deciding_model
+                    decided = dict(
+                        score=d.score, verdict=d.verdict, stage=d.stage, model_name=name, model_version=version
+                    )
+                    if d.id in new_rows:  # its fast detection is in this flush too
+                        new_rows[d.id].update(decided)
+                    else:
+                        stored = s.get(DetectionRow, d.id)
+                        for k, v in decided.items():
+                            setattr(stored, k, v)
+            if new_images:
+                s.execute(insert(Image), new_images)
+            if new_rows:
+                s.execute(insert(DetectionRow), list(new_rows.values()))
+        return len(new_rows)
 
     def get_detection(self, detection_id: str) -> Detection | None:
         with self.session("reading a detection") as s:
