@@ -3,16 +3,21 @@
     python bench/recipes.py                              # every step; bench/results/recipes.{json,md,png}
     python bench/recipes.py --steps frozen,report        # one step (each unit is kept, so steps resume)
     python bench/recipes.py --tracking-uri sqlite:///x.db   # also an MLflow run `recipes` (table, plot, JSON)
-    python bench/recipes.py --per-group 4 --lofo-per-group 3 --seeds 0 1 --out /tmp/r.json   # a smoke run
+    python bench/recipes.py --steps finetune,report --finetune a b --seeds 0   # full-schedule fine-tunes
+    python bench/recipes.py --schedule short --per-group 4 --lofo-schedule short --lofo-per-group 3 \
+        --seeds 0 1 --out /tmp/r.json                    # a smoke run
 
-Recipes: (a) configs/cnn_baseline.yaml and (b) configs/artefact_preserving.yaml, fine-tuned on a short schedule
-(one epoch, --per-group images per source/label, one thread: model/recipe_finetune.py); (c) frozen stage
+Recipes: (a) configs/cnn_baseline.yaml and (b) configs/artefact_preserving.yaml, fine-tuned
+(model/recipe_finetune.py) on --schedule full (the config's own epochs on every training image, --threads
+threads, scored on the whole val split and rendered eval set) or short (one epoch, --per-group images per
+source/label, one thread, --val-cap / --eval-cap: a smoke test, its AUROC is an untrained network's); (c) frozen stage
 features of EfficientNet-lite0, -lite1 and -lite2 ([-1, 1] scaling) with a linear head, and each backbone
 alone; (d) (c) fused with (b)'s high-frequency traces as statistics (model/hf_features.py). Measures per
 seed: leave-one-generator-family-out AUROC (worst over families >= 50 images, and mean), rendered and
-shared real non-photos called ai_generated / real / uncertain, in-distribution AUROC, training seconds and
-images/s on one thread. Fine-tuned leave-outs cost one training per family, so they run for --lofo-finetune
-only, on --lofo-seeds.
+shared real non-photos called ai_generated / real / uncertain, the share of evaluation-half val images left
+uncertain (the review queue's load), in-distribution AUROC, training seconds and images/s on one thread.
+Fine-tuned leave-outs cost one training per family, so they run for --lofo-finetune only, on --lofo-seeds,
+on --lofo-schedule (epoch: one epoch on every training image; short: as --schedule short).
 
 Every (recipe, seed) unit is stored as JSON under <home>/cache/recipes/<manifest digest>/ as soon as it
 finishes: a run stopped by a time limit keeps what it measured, and a rerun does only what is missing.
@@ -25,6 +30,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +41,7 @@ import numpy as np  # noqa: E402
 from aidetect.settings import get_settings  # noqa: E402
 from model.features import manifest_digest  # noqa: E402
 from model.nonphoto import KINDS  # noqa: E402
-from model.recipe_report import build_report, flatten, log_mlflow, markdown_table, plot  # noqa: E402
+from model.recipe_report import build_report, flatten, log_mlflow, markdown_notes, markdown_table, plot  # noqa: E402
 from model.recipes import FROZEN, NONPHOTO_TRAIN_PER_KIND, family_summary  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "recipes.json"
@@ -66,8 +72,10 @@ class Units:
         tmp.write_text(json.dumps(value, default=float))
         tmp.replace(self.folder / f"{key}.json")
 
-    def run(self, key: str, fn):
-        if (have := self.get(key)) is not None:
+    def run(self, key: str, fn, needs: tuple[str, ...] = ()):
+        """fn's unit, from the folder if there; a stored unit without a key of `needs` (a measure added
+        since) is run again."""
+        if (have := self.get(key)) is not None and all(k in have for k in needs):
             return have
         t0 = time.perf_counter()
         log(f"{key}: running")
@@ -143,18 +151,16 @@ def frozen_step(settings, samples, units, names, seeds, cap):
                 row["train_seconds_full_estimate"] = row["train_seconds"]
                 return row
 
-            units.run(f"frozen-{name}-s{seed}", work)
+            units.run(f"frozen-{name}-s{seed}", work, needs=("val_verdicts",))
 
 
-def finetune_step(settings, samples, units, names, seeds, per_group, cap, val_cap, eval_cap):
+def finetune_step(settings, samples, units, names, seeds, schedule, cap):
     from model.features import cached_features
     from model.recipe_finetune import finetune_unit
     from model.recipes import rendered_sets
 
     feats = cached_features(settings.manifest, samples, settings.home / "cache" / "features")  # thumbs, cal half
     rendered_eval = rendered_sets(settings, cap)["rendered_eval"][1]
-    if eval_cap:  # the same images for every seed and recipe: the first eval_cap of each kind
-        rendered_eval = [s for s in rendered_eval if int(s.path.stem.rsplit("-", 1)[1]) < eval_cap]
     n_full = sum(s.split == "train" for s in samples)
     for seed in seeds:  # seed-major: a run cut short still has every recipe at its first seeds
         for name in names:
@@ -162,31 +168,31 @@ def finetune_step(settings, samples, units, names, seeds, per_group, cap, val_ca
             def work(name=name, seed=seed):
                 from model.train import load_config
 
-                row = finetune_unit(
-                    settings, samples, feats, FINETUNED[name][1], seed, per_group, rendered_eval, val_cap
-                )
+                row = finetune_unit(settings, samples, feats, FINETUNED[name][1], seed, schedule, rendered_eval)
                 full = load_config(FINETUNED[name][1])
-                row["train_seconds_full_estimate"] = row["train_seconds"] * n_full / row["n_train"] * full.epochs
+                # a capped schedule's seconds scaled to every training image and the config's epochs
+                scale = 1.0 if schedule.per_group is None else n_full / row["n_train"] * full.epochs / row["epochs"]
+                row["train_seconds_full_estimate"] = row["train_seconds"] * scale
                 return row
 
-            units.run(f"finetune-{name}-s{seed}-p{per_group}", work)
+            units.run(f"finetune-{name}-s{seed}-{schedule.name}", work, needs=("val_verdicts",))
 
 
-def lofo_step(settings, samples, units, names, seeds, per_group, families=None):
+def lofo_step(settings, samples, units, names, seeds, schedule, families=None):
     from model.recipe_finetune import counted_families, finetune_family
 
     for seed in seeds:
         for fam in families or counted_families(samples):
             for name in names:
                 units.run(
-                    f"lofo-{name}-{fam}-s{seed}-p{per_group}",
+                    f"lofo-{name}-{fam}-s{seed}-{schedule.name}",
                     lambda name=name, fam=fam, seed=seed: finetune_family(
-                        settings, samples, FINETUNED[name][1], fam, seed, per_group
+                        settings, samples, FINETUNED[name][1], fam, seed, schedule
                     ),
                 )
 
 
-def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lofo_per_group, speeds, n_full) -> dict:
+def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo_schedule, speeds, n_full) -> dict:
     """The per-seed rows of every recipe. `speeds`: where the speed units are (the same for a subset: the
     network does not change); `n_full`: images a full-data training sees (train split + rendered non-photos)."""
     from model.recipe_finetune import counted_families
@@ -197,14 +203,14 @@ def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lof
         sp = speeds.get(f"speed-{name}") or {}
         per_seed, fams, worst, partial = [], {}, [], {}
         for seed in seeds:
-            u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-p{per_group}")
+            u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-{schedule.name}")
             if u is None:
                 continue
             if is_frozen:
                 folds = u["families"]
             else:
                 folds = (
-                    {f: units.get(f"lofo-{name}-{f}-s{seed}-p{lofo_per_group}") for f in counted_families(samples)}
+                    {f: units.get(f"lofo-{name}-{f}-s{seed}-{lofo_schedule.name}") for f in counted_families(samples)}
                     if seed in lofo_seeds
                     else {}
                 )
@@ -223,6 +229,7 @@ def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lof
                 for f, r in folds.items():
                     fams.setdefault(f, []).append(r["auroc"])
             per_seed.append(flat)
+            sched_text = u.get("schedule_text")
         if not per_seed:
             continue
         title = FROZEN[name].title if is_frozen else FINETUNED[name][0]
@@ -237,12 +244,12 @@ def collect(units, samples, frozen, finetuned, seeds, per_group, lofo_seeds, lof
             "partial_lofo": partial,  # fine-tuned folds run without the rest: worst-family <= min of these
             "lofo_status": "every counted family"
             if n_lofo
-            else f"only {sorted(partial)} (seed 0) of {counted_families(samples)}: no worst-family figure"
+            else f"only {sorted(partial)} (seeds {lofo_seeds}) of {counted_families(samples)}: no worst-family figure"
             if partial
             else "not run",
-            "schedule": "logistic head on cached features"
+            "schedule": "logistic head on cached features (85% of train per seed), every counted family's fold"
             if is_frozen
-            else f"1 epoch, <= {per_group} images per source/label (LOFO: {lofo_per_group}), 1 thread",
+            else f"{sched_text or schedule.name}; leave-outs: {lofo_schedule.describe(lofo_schedule.epochs or 1)}",
         }
     return rows
 
@@ -257,13 +264,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--frozen", nargs="*", default=list(FROZEN), help=f"frozen recipes [{' '.join(FROZEN)}]")
     ap.add_argument("--finetune", nargs="*", default=list(FINETUNED), help="fine-tuned recipes [a b]")
-    ap.add_argument("--per-group", type=int, default=12, help="fine-tune images per source/label/split [12]")
+    ap.add_argument("--schedule", choices=("full", "short"), default="full", help="fine-tune schedule [full]")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of full and epoch schedules [2]")
+    ap.add_argument("--per-group", type=int, default=12, help="short: images per source/label/split [12]")
     ap.add_argument("--lofo-finetune", nargs="*", default=list(FINETUNED), help="fine-tuned leave-outs for [a b]")
     ap.add_argument("--lofo-seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--lofo-per-group", type=int, default=12, help="images per source/label in a fine-tuned fold")
+    ap.add_argument("--lofo-schedule", choices=("epoch", "short"), default="epoch", help="fine-tuned folds [epoch]")
+    ap.add_argument("--lofo-per-group", type=int, default=12, help="short folds: images per source/label [12]")
     ap.add_argument("--lofo-families", nargs="*", help="fine-tuned folds to run, in this order [every counted]")
-    ap.add_argument("--val-cap", type=int, default=30, help="fine-tuned: val images scored per source/label [30]")
-    ap.add_argument("--eval-cap", type=int, default=20, help="fine-tuned: rendered eval images scored per kind [20]")
+    ap.add_argument("--val-cap", type=int, default=30, help="short: val images scored per source/label [30]")
+    ap.add_argument("--eval-cap", type=int, default=20, help="short: rendered eval images scored per kind [20]")
     ap.add_argument("--note", action="append", default=[], help="a sentence for the JSON's notes (what did not run)")
     ap.add_argument("--subset", type=int, help="smoke runs: at most N images per source/label/split and rendered kind")
     args = ap.parse_args(argv)
@@ -277,52 +287,38 @@ def main(argv=None) -> int:
     units = Units(settings.home / "cache" / "recipes" / (digest[:16] + (f"-sub{args.subset}" if args.subset else "")))
     speeds = Units(settings.home / "cache" / "recipes" / digest[:16])  # a subset runs the same networks
     steps = set(args.steps.split(","))
+    from model.recipe_finetune import FULL, on_subset, one_epoch, short
+
+    full = replace(FULL, threads=args.threads)
+    schedule = on_subset(
+        short(args.per_group, args.val_cap, args.eval_cap) if args.schedule == "short" else full, args.subset
+    )
+    lofo_schedule = on_subset(
+        short(args.lofo_per_group) if args.lofo_schedule == "short" else one_epoch(args.threads), args.subset
+    )
     if "speed" in steps:
         for name in [*args.finetune, *args.frozen]:
             speeds.run(f"speed-{name}", lambda name=name: speed(settings, samples, name))
     if "frozen" in steps:
         frozen_step(settings, samples, units, args.frozen, args.seeds, args.subset)
     if "finetune" in steps:
-        finetune_step(
-            settings,
-            samples,
-            units,
-            args.finetune,
-            args.seeds,
-            args.per_group,
-            args.subset,
-            args.val_cap,
-            args.eval_cap,
-        )
+        finetune_step(settings, samples, units, args.finetune, args.seeds, schedule, args.subset)
     if "lofo" in steps:
-        lofo_step(
-            settings, samples, units, args.lofo_finetune, args.lofo_seeds, args.lofo_per_group, args.lofo_families
-        )
+        lofo_step(settings, samples, units, args.lofo_finetune, args.lofo_seeds, lofo_schedule, args.lofo_families)
     if "report" not in steps:
         return 0
     n_full = len(read_manifest(settings.manifest, split="train")) + NONPHOTO_TRAIN_PER_KIND * len(KINDS)
     rows = collect(
-        units,
-        samples,
-        args.frozen,
-        args.finetune,
-        args.seeds,
-        args.per_group,
-        args.lofo_seeds,
-        args.lofo_per_group,
-        speeds,
-        n_full,
+        units, samples, args.frozen, args.finetune, args.seeds, schedule, args.lofo_seeds, lofo_schedule, speeds, n_full
     )
     meta = {
         "manifest": str(settings.manifest),
         "manifest_digest": digest,
         "n_images": len(samples),
         "seeds": args.seeds,
-        "per_group": args.per_group,
+        "schedule": asdict(schedule),
         "lofo_seeds": args.lofo_seeds,
-        "lofo_per_group": args.lofo_per_group,
-        "val_cap": args.val_cap,
-        "eval_cap": args.eval_cap,
+        "lofo_schedule": asdict(lofo_schedule),
         "lofo_finetune": args.lofo_finetune,
         "subset": args.subset,
         "notes": args.note,
@@ -335,7 +331,7 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     md, png = args.out.with_suffix(".md"), args.out.with_suffix(".png")
     args.out.write_text(json.dumps(report, indent=2, default=_json) + "\n")
-    md.write_text(markdown_table(report))
+    md.write_text(markdown_table(report) + "\n" + markdown_notes(report))
     plot(report, png)
     if args.tracking_uri:
         report["run_id"] = log_mlflow(

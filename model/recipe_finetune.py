@@ -1,18 +1,21 @@
-"""Fine-tuned recipes (configs/*.yaml) measured like the frozen ones of model.recipes, on a short schedule.
+"""Fine-tuned recipes (configs/*.yaml) measured like the frozen ones of model.recipes, on a given schedule.
 
-    row = finetune_unit(settings, samples, feats, Path("configs/cnn_baseline.yaml"), seed=0, per_group=40)
-    folds = finetune_families(settings, samples, feats, recipe, seed=0, per_group=25)
+    row = finetune_unit(settings, samples, feats, Path("configs/cnn_baseline.yaml"), 0, FULL, rendered_eval)
+    fold = finetune_family(settings, samples, recipe, "face-swap", seed=0, schedule=one_epoch())
 
-A full fine-tune takes most of an hour on 2 shared cores, so the comparison trains each seed for one epoch
-on at most `per_group` images per (source, label) of the train split (model.train.fit, threads 1). The
-measures are then taken on the full validation split with the same calibration half as the frozen recipes
-(model.leave_out.probe_masks), so only the training differs. These short runs rank the recipes under an
-equal, small budget; they are not the figures of a full training.
+Two schedules (Schedule): `short(per_group)`, one epoch on at most `per_group` images per (source, label) of
+the train split on one thread and a capped val set, a smoke test that ranks nothing (its AUROC is an
+untrained network's); and FULL, the config's own epochs on every training image on two threads, scored on
+the whole validation split and the whole rendered eval set: the figures a real training gives. Leave-out
+folds can also run `one_epoch()`: every training image, one epoch. Either way the measures are taken with the
+same calibration half as the frozen recipes (model.leave_out.probe_masks) and model.recipes.eval_measures,
+so only the training differs.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +30,44 @@ from model.sources import OTHER, load_sources
 FAMILY_SCORE_CAP = 200  # images of a left-out family scored per fold (seeded), to keep a fold to minutes
 
 
-def short_config(recipe: Path, seed: int, per_group: int, epochs: int = 1, threads: int = 1):
-    from model.train import load_config
+@dataclass(frozen=True)
+class Schedule:
+    """How a fine-tuned recipe is trained and scored. `name` keys its cached units (bench/recipes.py), so
+    units of different schedules never mix."""
 
-    return load_config(recipe, epochs=epochs, per_group=per_group, seed=seed, threads=threads)
+    name: str
+    epochs: int | None  # None: the config's own
+    per_group: int | None  # train images per (source, label); None: every one
+    threads: int
+    val_cap: int | None = None  # val images scored per (source, label); None: the whole split
+    eval_cap: int | None = None  # rendered eval images scored per kind; None: all
+
+    def config(self, recipe: Path, seed: int):
+        from model.train import load_config
+
+        return load_config(recipe, epochs=self.epochs, per_group=self.per_group, seed=seed, threads=self.threads)
+
+    def describe(self, epochs: int) -> str:
+        imgs = "every training image" if self.per_group is None else f"<= {self.per_group} per source/label"
+        val = "full val" if self.val_cap is None else f"val <= {self.val_cap} per source/label"
+        ev = "full rendered eval" if self.eval_cap is None else f"rendered eval <= {self.eval_cap} per kind"
+        return f"{epochs} epoch(s), {imgs}, {self.threads} thread(s); {val}, {ev}"
+
+
+def short(per_group: int, val_cap: int | None = 30, eval_cap: int | None = 20) -> Schedule:
+    return Schedule(f"p{per_group}", 1, per_group, 1, val_cap, eval_cap)
+
+
+FULL = Schedule("full", None, None, 2)
+
+
+def one_epoch(threads: int = 2) -> Schedule:
+    return Schedule("e1", 1, None, threads)
+
+
+def on_subset(schedule: Schedule, subset: int | None) -> Schedule:
+    """A smoke run's schedule: training capped like the --subset the rest of the run sees."""
+    return replace(schedule, per_group=subset) if subset and schedule.per_group is None else schedule
 
 
 def _train(settings, cfg, exclude_family: str | None = None):
@@ -54,7 +91,14 @@ def _train(settings, cfg, exclude_family: str | None = None):
     x = load_arrays(train_s, cfg.pre)
     y = np.array([s.target for s in train_s])
     net = build_network(cfg.spec)
-    train_network(net, x, y, cfg, rng)
+    loaded = time.perf_counter()
+
+    def progress(step, total, loss, lr):  # long runs show where they are and how fast they go
+        if step % 25 == 0 or step == total:
+            per = (time.perf_counter() - loaded) / step
+            print(f"  step {step}/{total} loss {loss:.3f} {per:.2f}s/step", flush=True)
+
+    train_network(net, x, y, cfg, rng, on_step=progress)
     return DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre), time.perf_counter() - t0, len(train_s)
 
 
@@ -73,25 +117,28 @@ def finetune_unit(
     feats: FeatureSet,
     recipe: Path,
     seed: int,
-    per_group: int,
+    schedule: Schedule,
     rendered_eval: list[Sample],
-    val_cap: int | None = None,
 ) -> dict:
-    """In-distribution AUROC, pooled AUROC and non-photo verdicts of one short fine-tune, with its timings.
-    `val_cap`: score at most that many val images per (source, label), the same ones for every seed (scoring
-    the whole val split costs as much as the short training itself on a loaded 2-core machine)."""
+    """In-distribution AUROC, pooled AUROC, non-photo verdicts and the review-queue share of one fine-tune,
+    with its timings. The schedule's val_cap scores at most that many val images per (source, label), the
+    same ones for every seed; its eval_cap the first that many rendered eval images of each kind."""
     from model.manifest import subsample
 
-    cfg = short_config(recipe, seed, per_group)
+    cfg = schedule.config(recipe, seed)
     bundle, train_s, n_train = _train(settings, cfg)
     _, y, _, cal = probe_masks(samples, feats)
     val = np.array([s.split == "val" for s in samples])
-    if val_cap:
-        keep = {id(s) for s in subsample([s for s in samples if s.split == "val"], val_cap, 0)}
+    if schedule.val_cap:
+        keep = {id(s) for s in subsample([s for s in samples if s.split == "val"], schedule.val_cap, 0)}
         val &= np.array([id(s) in keep for s in samples])
+    if schedule.eval_cap:
+        rendered_eval = [s for s in rendered_eval if int(s.path.stem.rsplit("-", 1)[1]) < schedule.eval_cap]
     vi = np.flatnonzero(val)
+    t0 = time.perf_counter()
     raw_val, ips = _score(bundle, [samples[i] for i in vi])
     raw_re, _ = _score(bundle, rendered_eval)
+    score_s = time.perf_counter() - t0
     cal_v, y_v = cal[vi], y[vi]
     calib = fit_calibrator(raw_val[cal_v], y_v[cal_v], cfg.calibration)
     p_val, p_re = apply_calibrator(calib, raw_val), apply_calibrator(calib, raw_re)
@@ -99,31 +146,36 @@ def finetune_unit(
     ev = ~cal_v
     p_ev, y_ev = p_val[ev], y_v[ev]
     src_ev = np.array([samples[i].source for i in vi])[ev]
-    row = {
+    return {
         "recipe": Path(recipe).stem,
         "seed": seed,
-        "per_group": per_group,
+        "schedule": schedule.name,
+        "schedule_text": schedule.describe(cfg.epochs),
+        "per_group": cfg.per_group,
         "epochs": cfg.epochs,
-        "val_cap": val_cap,
+        "val_cap": schedule.val_cap,
+        "eval_cap": schedule.eval_cap,
         "n_val_scored": len(vi),
+        "n_rendered_eval_scored": len(rendered_eval),
         "n_train": n_train,
         "train_seconds": train_s,
+        "seconds_per_epoch": train_s / cfg.epochs,
+        "score_seconds": score_s,
         "threads": cfg.threads,
         "score_images_per_s": ips,
         "thresholds": th,
         **eval_measures(p_ev, y_ev, src_ev, p_re, th),
     }
-    return row
 
 
-def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, seed: int, per_group: int) -> dict:
-    """One leave-one-family-out fold of a short fine-tune: trained without `family`, its images (at most
+def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, seed: int, schedule: Schedule) -> dict:
+    """One leave-one-family-out fold of a fine-tune: trained without `family`, its images (at most
     FAMILY_SCORE_CAP, seeded) scored against real val images (the faces source's for face swaps)."""
     import random
 
     table = load_sources()
-    cfg = short_config(recipe, seed, per_group)
-    bundle, train_s, _ = _train(settings, cfg, exclude_family=family)
+    cfg = schedule.config(recipe, seed)
+    bundle, train_s, n_train = _train(settings, cfg, exclude_family=family)
     pos = [s for s in samples if s.label == "ai" and table.family_of(s) == family]
     n_family = len(pos)
     if len(pos) > FAMILY_SCORE_CAP:
@@ -139,6 +191,9 @@ def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, 
         "recipe": Path(recipe).stem,
         "seed": seed,
         "family": family,
+        "schedule": schedule.name,
+        "schedule_text": schedule.describe(cfg.epochs),
+        "n_train": n_train,
         "auroc": auroc(s_pos, s_neg),
         "n": n_family,
         "n_scored": len(pos),

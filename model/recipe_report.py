@@ -32,6 +32,7 @@ MEASURES = (
     "nonphoto_val_ai",
     "nonphoto_val_real",
     "nonphoto_val_uncertain",
+    "val_uncertain",
     "auroc_coco-imagenet-sd",
     "auroc_faces",
     "auroc_pooled_single_label",
@@ -58,6 +59,8 @@ def _stat(values: list[float]) -> dict:
 def flatten(unit: dict) -> dict:
     """One seed's row as the flat measures of MEASURES."""
     out = {k: unit[k] for k in MEASURES if k in unit}
+    if "val_verdicts" in unit:
+        out["val_uncertain"] = unit["val_verdicts"]["uncertain"]
     for key, tag in (("nonphoto_rendered_eval", "eval"), ("nonphoto_shared_val", "val")):
         if key in unit:
             out[f"nonphoto_{tag}_ai"] = unit[key]["ai_generated"]
@@ -121,9 +124,9 @@ def markdown_table(report: dict) -> str:
     head = (
         "| recipe | seeds (LOFO) | worst family | mean LOFO | non-photos called AI: rendered eval / shared val "
         "| called real: rendered eval / shared val | AUROC coco-imagenet-sd / faces | pooled single-label "
-        "| full-data training, min on 1 thread | images/s (1 thread) |"
+        "| val left uncertain (review queue) | full-data training, min | images/s (1 thread) |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for name, r in report["recipes"].items():
         s = r["stats"]
         worst = _fmt(s["family_auroc_worst"])
@@ -140,8 +143,22 @@ def markdown_table(report: dict) -> str:
             f"{_fmt(s['nonphoto_val_ai'], True)} "
             f"| {_fmt(s['nonphoto_eval_real'], True)} / {_fmt(s['nonphoto_val_real'], True)} | "
             f"{_fmt(s['auroc_coco-imagenet-sd'])} / {_fmt(s['auroc_faces'])} | {_fmt(s['auroc_pooled_single_label'])} "
-            f"| {_minutes(s['train_seconds_full_estimate'])} | {_fmt(s['images_per_s'], digits=1)} |"
+            f"| {_fmt(s['val_uncertain'], True)} | {_minutes(s['train_seconds_full_estimate'])} "
+            f"| {_fmt(s['images_per_s'], digits=1)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def markdown_notes(report: dict) -> str:
+    """What each row was trained on and what did not run: the table alone would overstate the comparison."""
+    lines = ["Schedules (rows differ only in training; all are scored with the same calibration half of val):", ""]
+    lines += [
+        f"- {name}: {r.get('schedule', '?')}; leave-outs: {r.get('lofo_status', '?')}"
+        for name, r in report["recipes"].items()
+    ]
+    if report.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]
+    lines += ["", f"Rule: {report['rule']}. Chosen: {report['chosen']}."]
     return "\n".join(lines) + "\n"
 
 

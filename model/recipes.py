@@ -149,6 +149,8 @@ def eval_measures(p_ev: np.ndarray, y_ev: np.ndarray, src_ev: np.ndarray, p_rend
     targets and sources) and of the rendered eval non-photos, at thresholds `th`."""
     table = load_sources()
     out = {"auroc_val": auroc(p_ev[y_ev == 1], p_ev[y_ev == 0])}
+    # every evaluation-half image's verdict: `uncertain` is the review queue's load
+    out["val_verdicts"] = verdict_shares(p_ev, th)
     for s in IN_DISTRIBUTION:
         m = src_ev == s
         out[f"auroc_{s}"] = auroc(p_ev[m & (y_ev == 1)], p_ev[m & (y_ev == 0)])
