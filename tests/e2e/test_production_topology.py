@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -470,19 +471,23 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
     ids = [detect(t, t.urls["proxy"], data)["id"] for data in val_images(manifest, 2)]
     results: list[tuple[int, str, str | None]] = []  # status, upstream, feedback id
     replayed: list[str] = []  # the replicas whose broken answer the Ingress's retry replayed elsewhere
+    answered_from_store = 0  # replays the survivor answered with the victim's stored row (Idempotent-Replayed)
     stop = threading.Event()
 
     def send() -> None:
+        nonlocal answered_from_store
         with httpx.Client(timeout=30) as client:
             i = 0
             while not stop.is_set():
+                # One key per label, as service.client sends: the Ingress's replay carries the same header.
                 r = client.post(
                     f"{t.urls['proxy']}/v1/feedback", json={"detection_id": ids[i % len(ids)], "label": "ai"},
-                    headers=auth(t),
+                    headers={**auth(t), "Idempotency-Key": str(uuid.uuid4())},
                 )  # fmt: skip
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 results.append((r.status_code, r.headers.get("x-upstream", ""), body.get("id")))
                 replayed.extend(r.headers.get_list("x-retried-from"))
+                answered_from_store += r.headers.get("idempotent-replayed") == "true"
                 i += 1
 
     sender = threading.Thread(target=send)
@@ -515,6 +520,7 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
                 "acknowledged": len(committed),
                 "5xx": len(errors),
                 "replayed_from_the_victim": len(replayed),
+                "replays_answered_from_the_store": answered_from_store,
                 "by_upstream": {u: sum(1 for _, x, _ in results if x == u) for u in {x for _, x, _ in results}},
             }
         )
@@ -527,6 +533,7 @@ def test_killing_a_replica_loses_no_committed_feedback(topology, manifest):
         db.close()
     missing = set(committed) - stored
     assert not missing, f"{len(missing)} of {len(committed)} acknowledged feedback rows are not in the database"
-    # A replay of a request the victim had committed before it died stores that label twice; at most
-    # one per replay, and only those (the service has no idempotency key yet: docs/gitops.md, "Retries").
-    assert len(stored - set(committed)) <= len(replayed), (stored - set(committed), replayed)
+    # A replay of a request the victim had committed before it died finds the victim's row by its
+    # Idempotency-Key and answers it: not one label is stored twice (docs/gitops.md, "Retries").
+    assert stored == set(committed), (stored - set(committed), replayed)
+    assert len(committed) == len(set(committed)), "two requests were answered with one label's id"
