@@ -131,3 +131,14 @@ def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_
     answers = r.json()
     assert [a["twice"] for a in answers] == [20, 22, 24]  # each request its own answer, in order
     assert max(a["batch"] for a in answers) > 1  # queued together, taken as one batch
+
+
+def test_a_payload_is_a_dict_whose_repr_does_not_copy_the_image():
+    import pickle
+
+    from service.litserve_compat import Payload
+
+    p = Payload({"data": b"x" * 1_000_000, "key_id": "k"})
+    assert repr(p) == "<payload: 1000000 bytes>" and f"{p}" == repr(p)  # what LitServe's debug f-string builds
+    back = pickle.loads(pickle.dumps(p))  # as it crosses to the worker
+    assert back == {"data": b"x" * 1_000_000, "key_id": "k"} and back["data"] == p["data"]
