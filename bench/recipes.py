@@ -198,13 +198,14 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
     from model.recipe_finetune import counted_families
 
     rows = {}
+    lofo_text = lofo_schedule.describe(lofo_schedule.epochs or 1, scored=False)
     for name in [*finetuned, *frozen]:
         is_frozen = name in FROZEN
         sp = speeds.get(f"speed-{name}") or {}
-        per_seed, fams, worst, partial = [], {}, [], {}
+        per_seed, fams, worst, partial, sched_text, lofo_texts = [], {}, [], {}, None, set()
         for seed in seeds:
             u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-{schedule.name}")
-            if u is None:
+            if u is None and is_frozen:
                 continue
             if is_frozen:
                 folds = u["families"]
@@ -215,10 +216,13 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
                     else {}
                 )
                 folds = {f: r for f, r in folds.items() if r}
+                lofo_texts.update(r["schedule_text"] for r in folds.values() if "schedule_text" in r)
                 if len(folds) < len(counted_families(samples)):
                     # a worst-family figure needs every counted family; the folds that ran bound it from above
                     partial.update({f: r["auroc"] for f, r in folds.items()})
                     folds = {}
+            if u is None:  # folds without the recipe's own unit: only their bound is shown
+                continue
             flat = flatten(u) | {"images_per_s": sp.get("images_per_s"), "seed": seed}
             if is_frozen:  # the features of every training image (wall time when cached) and the head
                 flat["train_seconds_full_estimate"] = u["feature_seconds_per_image"] * n_full + u["head_fit_seconds"]
@@ -230,9 +234,10 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
                     fams.setdefault(f, []).append(r["auroc"])
             per_seed.append(flat)
             sched_text = u.get("schedule_text")
-        if not per_seed:
+        if not per_seed and not partial:
             continue
         title = FROZEN[name].title if is_frozen else FINETUNED[name][0]
+        folds_text = " / ".join(sorted(lofo_texts)) or lofo_text  # as the folds that ran say
         n_lofo = len({s["seed"] for s in per_seed if s.get("family_auroc_worst") is not None})
         rows[name] = {
             "title": title,
@@ -249,7 +254,7 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
             else "not run",
             "schedule": "logistic head on cached features (85% of train per seed), every counted family's fold"
             if is_frozen
-            else f"{sched_text or schedule.name}; leave-outs: {lofo_schedule.describe(lofo_schedule.epochs or 1)}",
+            else f"{sched_text or f'{schedule.name}: did not run'}; leave-out folds: {folds_text}",
         }
     return rows
 

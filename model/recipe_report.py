@@ -153,7 +153,7 @@ def markdown_notes(report: dict) -> str:
     """What each row was trained on and what did not run: the table alone would overstate the comparison."""
     lines = ["Schedules (rows differ only in training; all are scored with the same calibration half of val):", ""]
     lines += [
-        f"- {name}: {r.get('schedule', '?')}; leave-outs: {r.get('lofo_status', '?')}"
+        f"- {name}: {r.get('schedule', '?')}; leave-out status: {r.get('lofo_status', '?')}"
         for name, r in report["recipes"].items()
     ]
     if report.get("notes"):
