@@ -91,11 +91,11 @@ def test_concurrent_writers_with_one_key_store_one_row(db, detection_id):
     assert rows(db) == 1 and label_events(db) == 1
 
 
+# PostgreSQL only: the race is staged by watching pg_stat_activity for the waiting insert, a view SQLite lacks
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_an_insert_that_loses_the_race_on_the_unique_index_returns_the_winner(db, detection_id):
     """The path two replicas take when both looked before either committed: the loser's insert waits on the
     winner's uncommitted index entry (PostgreSQL) and, once the winner commits, answers the winner's row."""
-    if db.store.engine.dialect.name != "postgresql":
-        pytest.skip("staged by watching pg_stat_activity for the waiting insert; SQLite has no such view")
     winner = db.store.engine.connect()
     tx = winner.begin()
     winner.execute(
