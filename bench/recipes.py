@@ -50,6 +50,7 @@ FINETUNED = {
     "b": ("(b) configs/artefact_preserving.yaml, fine-tuned", ROOT / "configs" / "artefact_preserving.yaml"),
 }
 STEPS = ("speed", "frozen", "finetune", "lofo", "report")
+CONFIGS = {"c-lite0": ROOT / "configs" / "frozen_lite0.yaml", **{n: path for n, (_, path) in FINETUNED.items()}}
 
 
 def log(msg: str) -> None:
@@ -326,6 +327,8 @@ def main(argv=None) -> int:
         "lofo_schedule": asdict(lofo_schedule),
         "lofo_finetune": args.lofo_finetune,
         "subset": args.subset,
+        # the recipe `aidetect train` uses now (AIDETECT_RECIPE); the table marks it and the rule's choice apart
+        "default": next((n for n, p in CONFIGS.items() if p.resolve() == settings.recipe.resolve()), None),
         "notes": args.note,
         "units": str(units.folder),
         "command": "python bench/recipes.py " + " ".join(argv or sys.argv[1:]),

@@ -120,6 +120,17 @@ def _minutes(st: dict) -> str:
     return "—" if st["mean"] is None else f"{st['mean'] / 60:.0f} ± {st['sd'] / 60:.0f}"
 
 
+def _mark(report: dict, name: str) -> str:
+    """The configured default and the rule's choice, which differ until someone switches the default (that
+    changes training time and everything downstream, so the benchmark never does it)."""
+    chosen, default = report["chosen"], report.get("default", report["chosen"])
+    if report.get("subset"):  # a subset's table ranks recipes there; only the full data's choice counts
+        return " **(best on this subset)**" if name == chosen else ""
+    if name == default:
+        return " **(default)**" + ("" if name == chosen else " (not the rule's choice)")
+    return " **(the rule's choice; not the default)**" if name == chosen else ""
+
+
 def markdown_table(report: dict) -> str:
     head = (
         "| recipe | seeds (LOFO) | worst family | mean LOFO | non-photos called AI: rendered eval / shared val "
@@ -134,9 +145,7 @@ def markdown_table(report: dict) -> str:
             worst += f" ({', '.join(fams)})"
         elif part := r.get("partial_lofo"):
             worst = "<= " + ", ".join(f"{v:.3f} ({f} only)" for f, v in sorted(part.items()))
-        # a subset's table ranks recipes there; only the full data's choice is made the default
-        label = " **(best on this subset)**" if report.get("subset") else " **(default)**"
-        mark = label if name == report["chosen"] else ""
+        mark = _mark(report, name)
         lines.append(
             f"| {name}: {r['title']}{mark} | {s['auroc_val']['n']} ({r.get('lofo_seeds', 0)}) | {worst} | "
             f"{_fmt(s['family_auroc_mean'])} | {_fmt(s['nonphoto_eval_ai'], True)} / "

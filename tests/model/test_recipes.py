@@ -37,6 +37,10 @@ def test_the_default_is_the_best_worst_family_among_recipes_meeting_the_nonphoto
     assert stats["mean"] == 0.71 and stats["n"] == 2 and abs(stats["sd"] - np.std([0.70, 0.72], ddof=1)) < 1e-12
     table = markdown_table(report)
     assert "y: y **(default)**" in table and table.count("\n") == 2 + len(rows)
+    # the benchmark never switches the default: a configured default the rule did not choose is marked as such
+    other = markdown_table(build_report(rows, {"manifest_digest": "0" * 64, "default": "z"}))
+    assert "z: z **(default)** (not the rule's choice)" in other
+    assert "y: y **(the rule's choice; not the default)**" in other
 
 
 def test_a_seed_draws_the_training_set():
