@@ -40,6 +40,30 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API (moto's server) on 127.0.0.1, one per session."""
+    pytest.importorskip("moto")
+    from moto.server import ThreadedMotoServer
+
+    port = servers.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch):
+    """boto3 refuses to sign without credentials; moto accepts any."""
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, manifest):
     """A small EfficientNet trained for one epoch on a balanced subset, registered and promoted
     in an embedded MLflow store (SQLite + local artifacts). Returns (settings, ModelRef, report)."""

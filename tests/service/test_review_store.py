@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aidetect.testing import servers
 from aidetect.testing.pictures import noise
 from model.etl.objects import object_key
 from service import review_store
@@ -77,35 +76,17 @@ class FlakyFront:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def moto_s3():
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    port = servers.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def front(moto_s3, monkeypatch):
+def front(s3_endpoint, s3_credentials, monkeypatch):
     import boto3
 
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    direct = boto3.client("s3", endpoint_url=moto_s3)
+    direct = boto3.client("s3", endpoint_url=s3_endpoint)
     if BUCKET not in {b["Name"] for b in direct.list_buckets().get("Buckets", [])}:
         direct.create_bucket(Bucket=BUCKET)
     made = []
 
     def make(fail: int, how: str = "503"):
-        f = FlakyFront(moto_s3, fail, how)
+        f = FlakyFront(s3_endpoint, fail, how)
         made.append(f)
         monkeypatch.setenv("AWS_ENDPOINT_URL", f.url)  # the worker's client reads its endpoint from here
         return f, direct

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -69,38 +68,14 @@ def any_store(request, tmp_path) -> Store:
     s.close()
 
 
-# --- S3: moto's server mode on a loopback port ---
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+# --- S3: moto's server mode on a loopback port (s3_endpoint, tests/conftest.py) ---
 
 
 @pytest.fixture
-def s3_client(s3_endpoint, monkeypatch):
+def s3_client(s3_endpoint, s3_credentials, monkeypatch):
     import boto3
 
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }.items():
-        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
 
 
