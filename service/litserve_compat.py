@@ -17,18 +17,28 @@ core across the manager and the workers (measured on 2 cores), and a busy one lo
 between forward passes. Here a worker waits in one blocking read for the first request, then gives the
 batch `batch_timeout` seconds from that first arrival to fill, and always takes what is already queued,
 up to `max_batch_size`. Everything else (timeouts, START status, the stop sentinel) is LitServe's own.
+
+The pipe queues: LitServe 0.2 makes its request and response queues `Manager().Queue()` proxies, so every
+image crosses four socket round trips through the manager process (HTTP put, worker get, worker put, HTTP
+get), each pickled twice, and the HTTP process's put blocks its event loop for one. Plain
+multiprocessing queues (a pipe each, written by a feeder thread) carry the same tuples with one pickle and
+no third process. The Manager still holds LitServe's shared state (worker status, shutdown event), which
+is not touched per request.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import multiprocessing.queues
 import time
 from queue import Empty
 
 import litserve
 from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from litserve.loops.simple_loops import BatchedLoop
-from litserve.server import RegularRequestHandler
+from litserve.server import LitServer, RegularRequestHandler
+from litserve.transport.process_transport import MPQueueTransport
 from litserve.utils import LitAPIStatus, LoopResponseType
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,7 @@ __all__ = [
     "PINNED",
     "BlockingBatchedLoop",
     "Payload",
+    "PipeQueueServer",
     "collate_blocking",
     "default_loop",
     "drop_routes",
@@ -124,3 +135,36 @@ def worker_submitter(server, lit_api):
 def drop_routes(app, paths: tuple[str, ...]) -> None:
     """Remove the routes LitServe registered at these paths, so ours (added later) answer there."""
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in paths]
+
+
+class _Pipe(multiprocessing.queues.Queue):
+    """A multiprocessing queue whose feeder thread is never joined at exit. A process stopped with items
+    still unsent (a worker whose HTTP reader is gone, an HTTP process whose workers are gone) would otherwise
+    block in that join until a second signal; what it drops there had nobody left to read it."""
+
+    def _reset(self, after_fork=False):
+        super()._reset(after_fork=after_fork)
+        self._joincancelled = True
+
+
+class PipeQueueServer(LitServer):
+    """LitServer whose per-request queues are multiprocessing queues, not Manager proxies (module docstring).
+
+    `grace_s`: how long uvicorn waits for in-flight requests after a stop signal. The signal reaches the
+    whole process group, so the workers die at once, and a request still waiting on one would otherwise
+    hold the HTTP process open for LitServe's 30 s (with Manager queues it failed as the Manager died)."""
+
+    def __init__(self, *args, grace_s: float = 3.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.uvicorn_graceful_timeout = grace_s
+
+    def _init_manager(self, num_api_servers: int):
+        manager = super()._init_manager(num_api_servers)
+        if isinstance(self._transport, MPQueueTransport):  # (a ZMQ transport, fast_queue=True, is left alone)
+            # Spawn's context: the inference workers are spawned, and a queue made in another context
+            # cannot be handed to them. The HTTP processes are forked afterwards and inherit theirs.
+            ctx = mp.get_context("spawn")
+            for path in self.litapi_request_queues:
+                self.litapi_request_queues[path] = _Pipe(ctx=ctx)
+            self._transport = MPQueueTransport(manager, [_Pipe(ctx=ctx) for _ in range(num_api_servers)])
+        return manager

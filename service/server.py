@@ -21,7 +21,7 @@ from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import FORM_TYPES, body_limit
 from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
-from service.litserve_compat import drop_routes
+from service.litserve_compat import PipeQueueServer, drop_routes
 from service.middleware import MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
@@ -67,7 +67,7 @@ def build_server(settings: Settings) -> ls.LitServer:
         ),
         (MetricsMiddleware, {"state": state}),
     ]
-    server = ls.LitServer(
+    server = PipeQueueServer(
         api,
         accelerator="cpu",
         workers_per_device=workers,

@@ -117,6 +117,7 @@ def detector_with(tiny_model, tmp_path):
         procs.append(proc)
         return url
 
+    start.procs = procs  # for tests that signal the process themselves
     yield start
     for proc in procs:
         servers.stop(proc)

@@ -1,8 +1,10 @@
 """The LitServe internals the service uses (service/litserve_compat.py), pinned to the installed version:
-the blocking batch collector against a real queue, and the request handler against a real worker."""
+the blocking batch collector against a real queue, and the request handler and pipe queues against a real
+worker."""
 
 from __future__ import annotations
 
+import multiprocessing.queues
 import queue
 import threading
 import time
@@ -113,10 +115,11 @@ def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_
     from litserve.utils import wrap_litserve_start
 
     from aidetect.testing.echo_api import EchoAPI
-    from service.litserve_compat import BlockingBatchedLoop, drop_routes, worker_submitter
+    from service.litserve_compat import BlockingBatchedLoop, PipeQueueServer, drop_routes, worker_submitter
 
     api = EchoAPI(max_batch_size=4, batch_timeout=0.05, api_path="/v1/echo", loop=BlockingBatchedLoop())
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
+    server = PipeQueueServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
+    assert isinstance(server, ls.LitServer)
     drop_routes(server.app, ("/v1/echo",))
     assert all(getattr(r, "path", None) != "/v1/echo" for r in server.app.router.routes)
     submit = worker_submitter(server, api)
@@ -126,6 +129,9 @@ def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_
         return await asyncio.gather(*(submit({"data": n + i}) for i in range(3)))
 
     with wrap_litserve_start(server) as s, TestClient(s.app) as client:
+        # the queues each request crosses are pipes, not proxies to the Manager's process
+        queues = [s._get_request_queue("/v1/echo"), *s._transport._queues]
+        assert all(isinstance(q, multiprocessing.queues.Queue) for q in queues), queues
         r = client.post("/v1/echo", params={"n": 10})
     assert r.status_code == 200
     answers = r.json()

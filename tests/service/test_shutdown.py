@@ -1,0 +1,73 @@
+"""A stop signal ends the detector promptly even with requests in flight (service/litserve_compat.py's
+pipe queues and grace period): the signal reaches the whole process group, so the workers are gone at once
+and nothing will answer what is still queued; the HTTP process must not wait on it."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+STOP_WITHIN_S = 12  # LitServe's own grace is 30 s; ours (PipeQueueServer's grace_s) is 3
+
+
+def big_jpeg() -> bytes:
+    # about 3.6 MP of smooth gradient: small on the wire, yet tens of ms to decode and fit, so a burst
+    # of them keeps one worker busy for seconds
+    h, w = 1800, 2000
+    ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(ramp.astype(np.uint8)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def test_a_stop_signal_with_requests_in_flight_ends_every_process(detector_with):
+    url = detector_with(AIDETECT_WORKERS_PER_DEVICE="1", AIDETECT_RATE_LIMIT_PER_MINUTE="100000")
+    proc = detector_with.procs[-1]
+    body = big_jpeg()
+    first = threading.Event()
+    outcomes: list[object] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=60) as c:
+            for _ in range(4):
+                try:
+                    r = c.post(f"{url}/v1/detect", content=body, headers={"Content-Type": "image/jpeg"})
+                    outcomes.append(r.status_code)
+                    first.set()
+                except httpx.HTTPError as e:  # the server went away mid-request: expected after the signal
+                    outcomes.append(type(e).__name__)
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    assert first.wait(60), "no answer before the signal"
+    assert len(outcomes) < 48, "every request was answered before the signal: nothing was in flight"
+    os.killpg(proc.pid, signal.SIGTERM)
+    # the main process dies at once (no handler); the rest of the group (HTTP process, workers, LitServe's
+    # manager) must follow within the bound
+    deadline = time.monotonic() + STOP_WITHIN_S
+    while (left := group_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.wait(5)
+    assert not left, f"still running {STOP_WITHIN_S} s after SIGTERM with requests in flight:\n{left}"
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a client still waits on a server that is gone"
+    assert 200 in outcomes
+
+
+def group_of(pgid: int) -> str:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return "\n".join(line for line in out.splitlines() if line.strip() and "<defunct>" not in line)
