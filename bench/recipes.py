@@ -193,6 +193,21 @@ def lofo_step(settings, samples, units, names, seeds, schedule, families=None):
                 )
 
 
+def fold_counts(samples, family: str, fold: dict) -> tuple[int, int]:
+    """(AI images, real images) a leave-out fold's AUROC was measured on: a fine-tuned fold stores both; a
+    frozen one scores every image of the family against the real val images (the faces source's for face
+    swaps), as model.recipes.family_folds does."""
+    from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP
+
+    if "n_real" in fold:
+        return fold["n_scored"], fold["n_real"]
+    neg = sum(
+        s.split == "val" and s.label == "real" and (s.source == FACE_REAL_SOURCE or family != FACE_SWAP)
+        for s in samples
+    )
+    return fold["n"], neg
+
+
 def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo_schedule, speeds, n_full) -> dict:
     """The per-seed rows of every recipe. `speeds`: where the speed units are (the same for a subset: the
     network does not change); `n_full`: images a full-data training sees (train split + rendered non-photos)."""
@@ -203,7 +218,7 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
     for name in [*finetuned, *frozen]:
         is_frozen = name in FROZEN
         sp = speeds.get(f"speed-{name}") or {}
-        per_seed, fams, worst, partial, sched_text, lofo_texts = [], {}, [], {}, None, set()
+        per_seed, fams, worst, partial, sched_text, lofo_texts, counts = [], {}, [], {}, None, set(), {}
         for seed in seeds:
             u = units.get(f"frozen-{name}-s{seed}" if is_frozen else f"finetune-{name}-s{seed}-{schedule.name}")
             if u is None and is_frozen:
@@ -233,6 +248,7 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
                 worst.append(summ["family_worst"])
                 for f, r in folds.items():
                     fams.setdefault(f, []).append(r["auroc"])
+                    counts.setdefault(f, fold_counts(samples, f, r))
             per_seed.append(flat)
             sched_text = u.get("schedule_text")
         if not per_seed and not partial:
@@ -245,6 +261,7 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
             "kind": "frozen" if is_frozen else "fine-tuned",
             "seeds": per_seed,
             "families": fams,
+            "family_counts": counts,
             "worst_families": worst,
             "lofo_seeds": n_lofo,
             "partial_lofo": partial,  # fine-tuned folds run without the rest: worst-family <= min of these

@@ -8,13 +8,21 @@ The default is the recipe with the best mean worst-family leave-out AUROC among 
 non-photo goal (at most 5% of real non-photos called ai_generated, on the rendered eval set and on the shared
 non-photo val images alike). Validation AUROC is shown but never decides. A recipe without leave-out figures
 cannot be chosen: the choice needs the figure it is made by.
+
+A worst-family figure is an AUROC on a few hundred images, so two of them can differ by noise alone. Recipes
+whose worst-family figure is within a 95% interval of the best one's (the seed spread and the sampling error
+of that family's AUROC, Hanley & McNeil 1982, combined) tie with it, and the tie goes to the best mean
+leave-out AUROC: the next figure the issue judges generalisation by, never validation AUROC.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NONPHOTO_GOAL = 0.05  # share of real non-photos called ai_generated
+Z95 = 1.96  # two-sided 95% normal quantile: how far apart two worst-family figures must be to differ
 GOALS = {
     "family_auroc_mean": 0.90,
     "family_auroc_worst": 0.80,
@@ -90,7 +98,7 @@ def build_report(rows: dict[str, dict], meta: dict) -> dict:
         for n, r in recipes.items()
         if r["meets_nonphoto_goal"] and r["stats"]["family_auroc_worst"]["mean"] is not None
     }
-    chosen = max(eligible, key=lambda n: eligible[n]["stats"]["family_auroc_worst"]["mean"]) if eligible else None
+    chosen, tied = choose(eligible)
     best_any = max(
         (n for n in recipes if recipes[n]["stats"]["family_auroc_worst"]["mean"] is not None),
         key=lambda n: recipes[n]["stats"]["family_auroc_worst"]["mean"],
@@ -101,11 +109,43 @@ def build_report(rows: dict[str, dict], meta: dict) -> dict:
         "goals": GOALS,
         "recipes": recipes,
         "chosen": chosen,
+        "tied_on_worst_family": tied,
         "best_worst_family_any": best_any,
         "rule": "best mean worst-family leave-one-family-out AUROC (families >= 50 images) among recipes "
         f"with <= {NONPHOTO_GOAL:.0%} of real non-photos called ai_generated (rendered eval set "
-        "and shared non-photo val, each); validation AUROC never decides",
+        "and shared non-photo val, each); recipes within a 95% interval of the best worst-family figure (seed "
+        "spread and the AUROC's sampling error) tie with it, and the tie goes to the best mean leave-out AUROC; "
+        "validation AUROC never decides",
     }
+
+
+def auroc_se(a: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUROC `a` measured on n_pos positives and n_neg negatives (Hanley & McNeil 1982)."""
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return math.sqrt((a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg))
+
+
+def worst_family_se(r: dict) -> float:
+    """Uncertainty of a recipe's mean worst-family figure: its seed spread and, where the fold's image counts
+    are known, the sampling error of that family's AUROC (the same images score every seed, so it does not
+    shrink with seeds)."""
+    st = r["stats"]["family_auroc_worst"]
+    counts = r.get("family_counts", {})
+    fams = [f for f in r.get("worst_families", []) if f in counts]
+    sampling = auroc_se(st["mean"], *counts[max(set(fams), key=fams.count)]) if fams else 0.0
+    return math.hypot(st["sd"] or 0.0, sampling)
+
+
+def choose(eligible: dict[str, dict]) -> tuple[str | None, list[str]]:
+    """(the chosen recipe, every recipe tied with the best worst-family figure), per the module docstring."""
+    if not eligible:
+        return None, []
+    worst = {n: r["stats"]["family_auroc_worst"]["mean"] for n, r in eligible.items()}
+    se = {n: worst_family_se(r) for n, r in eligible.items()}
+    best = max(worst, key=worst.get)
+    tied = [n for n in eligible if worst[best] - worst[n] <= Z95 * math.hypot(se[best], se[n])]
+    mean = {n: eligible[n]["stats"]["family_auroc_mean"]["mean"] for n in tied}
+    return max(tied, key=lambda n: (mean[n] if mean[n] is not None else -1.0, worst[n])), sorted(tied)
 
 
 def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
@@ -169,7 +209,9 @@ def markdown_notes(report: dict) -> str:
     ]
     if report.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]
-    lines += ["", f"Rule: {report['rule']}. Chosen: {report['chosen']}."]
+    tied = report.get("tied_on_worst_family") or []
+    tie = f" (tied on the worst family: {', '.join(tied)})" if len(tied) > 1 else ""
+    lines += ["", f"Rule: {report['rule']}. Chosen: {report['chosen']}{tie}."]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.hf_features import HF_DIMS, hf_stats
-from model.recipe_report import build_report, markdown_table
+from model.recipe_report import auroc_se, build_report, markdown_notes, markdown_table
 from model.recipes import FROZEN, seeded_train, verdict_shares
 
 
@@ -41,6 +41,31 @@ def test_the_default_is_the_best_worst_family_among_recipes_meeting_the_nonphoto
     other = markdown_table(build_report(rows, {"manifest_digest": "0" * 64, "default": "z"}))
     assert "z: z **(default)** (not the rule's choice)" in other
     assert "y: y **(the rule's choice; not the default)**" in other
+
+
+def test_worst_family_figures_within_noise_tie_and_the_mean_leave_out_breaks_the_tie():
+    def row(worst, mean, counts=None, seeds=1):
+        r = {"title": "t", "seeds": [_seed(worst, mean, 0.0, 0.0)] * seeds, "worst_families": ["fs"] * seeds}
+        return r | ({"family_counts": {"fs": counts}} if counts else {})
+
+    # 0.573 vs 0.530 on 200 face swaps against 191 real faces each: about one standard error apart, a tie;
+    # the better mean leave-out AUROC wins it
+    rows = {"a": row(0.530, 0.779, (200, 191)), "b": row(0.573, 0.708, (200, 191))}
+    report = build_report(rows, {"manifest_digest": "0" * 64})
+    assert report["chosen"] == "a" and report["tied_on_worst_family"] == ["a", "b"]
+    assert "tied on the worst family: a, b" in markdown_notes(report)
+    # the same gap measured on 20 times as many images is no longer noise: the worst family decides
+    rows = {"a": row(0.530, 0.779, (4000, 3820)), "b": row(0.573, 0.708, (4000, 3820))}
+    report = build_report(rows, {"manifest_digest": "0" * 64})
+    assert report["chosen"] == "b" and report["tied_on_worst_family"] == ["b"]
+
+
+def test_auroc_standard_error_matches_hanley_mcneil():
+    # at AUROC 0.5 Hanley & McNeil's Q1 = Q2 = 1/3, so SE^2 = (1/4 + (n_pos + n_neg - 2) / 12) / (n_pos n_neg)
+    se_small, se_large = auroc_se(0.5, 100, 100), auroc_se(0.5, 10_000, 10_000)
+    assert abs(se_small - np.sqrt((0.25 + 198 / 12) / 100**2)) < 1e-12
+    assert 9 < se_small / se_large < 11
+    assert auroc_se(0.99, 200, 200) < auroc_se(0.7, 200, 200)  # near-perfect separation is measured tighter
 
 
 def test_a_seed_draws_the_training_set():
