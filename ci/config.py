@@ -40,7 +40,9 @@ class CIConfig(BaseSettings):
     eval_per_group: int | None = Field(None, description="at most N images per source/label (quick runs)")
 
     # --- training ---
-    recipe: Path | None = Field(None, description="training recipe YAML; default configs/cnn_baseline.yaml")
+    recipe: Path | None = Field(
+        None, description="training recipe YAML; default the one `aidetect train` uses (model.train.RECIPE)"
+    )
     epochs: int | None = Field(None, description="override the recipe's epochs")
     batch_size: int | None = Field(None, description="override the recipe's batch size")
     lr: float | None = Field(None, description="override the recipe's learning rate")
