@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         description="labelled image manifest (path,label,source,split,origin)",
     )
     recipe: Path = Field(
-        default=_REPO_ROOT / "configs" / "frozen_lite0.yaml",
+        default=_REPO_ROOT / "configs" / "cnn_baseline.yaml",
         description="training recipe `aidetect train` uses without --recipe (bench/recipes.py chose it)",
     )
 

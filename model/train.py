@@ -1,6 +1,6 @@
 """Train the fast CPU detector, calibrate it on the validation split, log and register it.
 
-    aidetect train                                   # configs/frozen_lite0.yaml (AIDETECT_RECIPE)
+    aidetect train                                   # configs/cnn_baseline.yaml (AIDETECT_RECIPE)
     aidetect train --epochs 1 --per-group 20         # a quick small run
 
 One pass reads top to bottom: load data -> build network -> train -> score val ->
@@ -32,8 +32,8 @@ from model.splits import calibration_parts
 
 log = logging.getLogger(__name__)
 # The default recipe (AIDETECT_RECIPE overrides it for `aidetect train`); bench/recipes.py chose it, and
-# configs/ keeps the others (cnn_baseline, artefact_preserving, frozen_multiscale).
-RECIPE = Path(__file__).resolve().parent.parent / "configs" / "frozen_lite0.yaml"
+# configs/ keeps the others (frozen_lite0, artefact_preserving, frozen_multiscale).
+RECIPE = Path(__file__).resolve().parent.parent / "configs" / "cnn_baseline.yaml"
 
 
 @dataclass

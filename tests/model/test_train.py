@@ -25,17 +25,17 @@ def _write(tmp_path, text):
 
 
 def test_default_recipe_is_the_documented_one():
-    """bench/recipes.py chose frozen lite0 stage features + a linear head; its [-1, 1] scaling is the one the
-    TensorFlow-ported weights expect, and it is the recipe the settings name."""
+    """bench/recipes.py chose recipe (a), lite0 fully fine-tuned on native-resolution crops, and it is the
+    recipe the settings name; the frozen-feature recipe it replaced stays a config with its own [-1, 1]
+    scaling (what the TensorFlow-ported weights expect), kept in its versions' bundles."""
     from aidetect.settings import Settings
     from model.train import RECIPE
 
     cfg = load_config()
-    assert RECIPE == Settings().recipe and cfg.recipe == str(RECIPE)
-    assert cfg.spec.frozen == ("efficientnet-lite0",) and cfg.pre.size == 256
-    assert cfg.pre.mean == cfg.pre.std == (0.5, 0.5, 0.5)
-    baseline = load_config(RECIPE.with_name("cnn_baseline.yaml"))  # recipe (a), kept as a config
-    assert not baseline.spec.frozen and baseline.aug.crop < baseline.pre.size
+    assert RECIPE == Settings().recipe and cfg.recipe == str(RECIPE) and RECIPE.name == "cnn_baseline.yaml"
+    assert not cfg.spec.frozen and cfg.spec.arch == "efficientnet-lite0" and cfg.aug.crop < cfg.pre.size == 256
+    frozen = load_config(RECIPE.with_name("frozen_lite0.yaml"))  # c-lite0, kept as a config
+    assert frozen.spec.frozen == ("efficientnet-lite0",) and frozen.pre.mean == frozen.pre.std == (0.5, 0.5, 0.5)
 
 
 def test_lr_warms_up_then_decays():
