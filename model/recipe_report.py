@@ -228,9 +228,14 @@ def plot(report: dict, path) -> None:
         (axes[1], ("nonphoto_eval_ai", "nonphoto_val_ai"), "real non-photos called ai_generated", NONPHOTO_GOAL),
     ):
         for j, k in enumerate(keys):
-            m = [report["recipes"][n]["stats"][k]["mean"] or 0.0 for n in names]
-            e = [report["recipes"][n]["stats"][k]["sd"] or 0.0 for n in names]
-            ax.bar(np.arange(len(names)) + (j - 0.5) * 0.38, m, 0.38, yerr=e, capsize=3, label=k)
+            recipes = [report["recipes"][n] for n in names]
+            m = [r["stats"][k]["mean"] or 0.0 for r in recipes]
+            if k == "family_auroc_worst":  # the interval the rule compares: seed spread and sampling error
+                e = [Z95 * worst_family_se(r) if r["stats"][k]["mean"] is not None else 0.0 for r in recipes]
+                label = f"{k} (95% interval)"
+            else:
+                e, label = [r["stats"][k]["sd"] or 0.0 for r in recipes], f"{k} (± sd over seeds)"
+            ax.bar(np.arange(len(names)) + (j - 0.5) * 0.38, m, 0.38, yerr=e, capsize=3, label=label)
         ax.axhline(goal, color="k", ls="--", lw=1)
         ax.set_xticks(np.arange(len(names)), names, rotation=30)
         ax.set_title(title)
