@@ -30,7 +30,7 @@ SMALL_BODY_BYTES = 16 * 1024
 # --- memory: measured by bench/serve_memory.py (bench/results/serve_memory.json), rounded up ---
 # The whole process tree of `aidetect serve` with one inference worker (parent, HTTP process, LitServe's
 # queue manager, the worker), idle after a warm-up: PSS, so shared pages count once, as the cgroup does.
-# Measured 790, 902 and 839 MiB (idle VM, 2026-12-06) in three runs; allocator state after the first
+# Measured 790, 902, 839 and 847 MiB (idle VM, 2026-12-06) in four runs; allocator state after the first
 # requests makes it vary.
 IDLE_TREE_MIB = 950
 # What each further inference worker adds (a fresh process: torch, MLflow, the model).
@@ -39,16 +39,17 @@ WORKER_MIB = 560
 # EXIF (a copy) and flattened onto white (RGB + alpha): measured 8.2 B/px.
 DECODE_BYTES_PER_PX = 9
 # Copies of each image of a batch request alive at once outside the worker: the bytes read from the
-# form (HTTP process); LitServe's request queue, a multiprocessing manager process that receives the
-# pickle and holds the object it unpickles for every queued request (two); one more in flight (pickled
-# for the queue, or uploaded to the Qwen stage).
+# form (HTTP process); the request queue's pickle, held by its feeder thread until the pipe takes it (it
+# was a Manager process holding the pickle and the object it unpickled, two, before the pipe queues of
+# service/litserve_compat.py; the count is kept); one more in flight (uploaded to the Qwen stage).
 HTTP_COPIES = 4
 # Copies in the inference worker, per image of a forward batch: the pickled message and the bytes it
 # unpickles to, base64 for the outbox (4/3), the outbox row's JSON (4/3) and SQLite's copy of it (4/3),
 # plus allocator slack: with HTTP_COPIES, what makes this model cover the peak bench/serve_memory.py
 # measured (596 MiB of growth for 8 images of 7.8 MiB and 16 MP). Kept bytes now go from the worker to the
-# object store and the outbox carries records only, so the three outbox copies are gone: the rerun on
-# 2026-12-06 measured 565 MiB of growth (1404 MiB peak), so this bound is conservative.
+# object store and the outbox carries records only, so the three outbox copies are gone: reruns on
+# 2026-12-06 measured 565 MiB of growth (1404 MiB peak), then 479 MiB (1326 MiB) with the pipe queues, so
+# this bound is conservative.
 WORKER_COPIES = 7
 HEADROOM = 0.30  # the worst case may use at most 70% of the pod's memory limit
 
