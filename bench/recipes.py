@@ -197,15 +197,12 @@ def fold_counts(samples, family: str, fold: dict) -> tuple[int, int]:
     """(AI images, real images) a leave-out fold's AUROC was measured on: a fine-tuned fold stores both; a
     frozen one scores every image of the family against the real val images (the faces source's for face
     swaps), as model.recipes.family_folds does."""
-    from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP
+    from model.leave_out import fold_real
 
     if "n_real" in fold:
         return fold["n_scored"], fold["n_real"]
-    neg = sum(
-        s.split == "val" and s.label == "real" and (s.source == FACE_REAL_SOURCE or family != FACE_SWAP)
-        for s in samples
-    )
-    return fold["n"], neg
+    real = fold_real(family, [s.source for s in samples])
+    return fold["n"], int(sum(r and s.split == "val" and s.label == "real" for s, r in zip(samples, real, strict=True)))
 
 
 def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo_schedule, speeds, n_full) -> dict:

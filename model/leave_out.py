@@ -35,6 +35,14 @@ FACE_SWAP = "face-swap"
 FACE_REAL_SOURCE = "faces"
 
 
+def fold_real(family: str, sources) -> np.ndarray:
+    """Which real images a left-out family is scored against, as a mask over their `sources`: the faces
+    source's for face swaps (a swap keeps the rest of a real face photo, so other real photos would make it
+    easy), every source's for the other families. Callers add the split and label conditions."""
+    sources = np.asarray(sources)
+    return sources == FACE_REAL_SOURCE if family == FACE_SWAP else np.ones(len(sources), bool)
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     c: float = 0.05  # inverse L2 strength of the logistic regression on standardised features
@@ -109,7 +117,7 @@ def leave_out(samples: list[Sample], feats: FeatureSet, cfg: HeadConfig = HeadCo
     p_ev = apply_calibrator(cal_th[0], head.decision_function(x[ev]))
     baseline = {"families": {}, "real_kind_fpr": {}}
     for f in sorted(set(fam[(y == 1) & ev])):
-        neg = (src == FACE_REAL_SOURCE) if f == FACE_SWAP else np.ones(len(y), bool)
+        neg = fold_real(f, src)
         baseline["families"][f] = auroc_row(p_ev[fam[ev] == f], p_ev[(y[ev] == 0) & neg[ev]], cfg)
         baseline["families"][f]["n_scored"] = int((fam[ev] == f).sum())
     for kind, sources in (("non-photo real", table.nonphoto_real), ("unseen real photo", table.unseen_real_photo)):
@@ -124,7 +132,7 @@ def leave_out(samples: list[Sample], feats: FeatureSet, cfg: HeadConfig = HeadCo
         t_fold = time.perf_counter()
         keep = train & (fam != f)
         head = fit_head(x[keep], y[keep], cfg)
-        neg = real_val & ((src == FACE_REAL_SOURCE) if f == FACE_SWAP else True)
+        neg = real_val & fold_real(f, src)
         pos = fam == f
         s_pos, s_neg = head.decision_function(x[pos]), head.decision_function(x[neg])
         row = {"fold": f, "family": table.family_names.get(f, f), "n_scored": int(pos.sum()),

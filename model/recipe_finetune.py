@@ -22,7 +22,7 @@ import numpy as np
 
 from model.calibration import apply_calibrator, fit_calibrator, thresholds_at
 from model.features import FeatureSet
-from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP, MIN_FAMILY, probe_masks
+from model.leave_out import MIN_FAMILY, fold_real, probe_masks
 from model.manifest import Sample
 from model.recipes import auroc, eval_measures
 from model.sources import OTHER, load_sources
@@ -183,11 +183,8 @@ def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, 
     n_family = len(pos)
     if len(pos) > FAMILY_SCORE_CAP:
         pos = random.Random(seed).sample(pos, FAMILY_SCORE_CAP)
-    neg = [
-        s
-        for s in samples
-        if s.split == "val" and s.label == "real" and (s.source == FACE_REAL_SOURCE or family != FACE_SWAP)
-    ]
+    real = fold_real(family, [s.source for s in samples])
+    neg = [s for s, r in zip(samples, real, strict=True) if r and s.split == "val" and s.label == "real"]
     s_pos, _ = _score(bundle, pos)
     s_neg, _ = _score(bundle, neg)
     return {

@@ -23,7 +23,7 @@ import numpy as np
 
 from model.calibration import apply_calibrator
 from model.features import FeatureSet, cached_features
-from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP, MIN_FAMILY, HeadConfig, _calibrate, fit_head, probe_masks
+from model.leave_out import MIN_FAMILY, HeadConfig, _calibrate, fit_head, fold_real, probe_masks
 from model.manifest import Sample
 from model.sources import OTHER, load_sources
 
@@ -215,7 +215,7 @@ def family_folds(x, y, train, val, src, fam, fit) -> dict:
     out = {}
     for f in sorted({str(v) for v in fam[y == 1]} - {OTHER}):
         head = fit(train & (fam != f))
-        neg = val & (y == 0) & ((src == FACE_REAL_SOURCE) if f == FACE_SWAP else True)
+        neg = val & (y == 0) & fold_real(f, src)
         pos = fam == f
         out[f] = {
             "auroc": auroc(head.decision_function(x[pos]), head.decision_function(x[neg])),

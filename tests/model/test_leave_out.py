@@ -61,3 +61,11 @@ def test_an_unseen_family_with_its_own_trace_is_found_worst():
     assert rep["summary"]["family_worst"] == "ldm-glid-disco"
     left_out = {r["fold"]: r["auroc"] for r in rep["families"]}["ldm-glid-disco"]
     assert rep["baseline"]["families"]["ldm-glid-disco"]["auroc"] > left_out + 0.2  # far better once trained on
+
+
+def test_face_swaps_are_scored_against_real_faces_only_and_other_families_against_every_source():
+    from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP, fold_real
+
+    sources = [FACE_REAL_SOURCE, "coco-imagenet-sd", "memegen"]
+    assert fold_real(FACE_SWAP, sources).tolist() == [True, False, False]
+    assert fold_real("sd1", sources).tolist() == [True, True, True]
