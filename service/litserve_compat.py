@@ -24,14 +24,25 @@ get), each pickled twice, and the HTTP process's put blocks its event loop for o
 multiprocessing queues (a pipe each, written by a feeder thread) carry the same tuples with one pickle and
 no third process. The Manager still holds LitServe's shared state (worker status, shutdown event), which
 is not touched per request.
+
+The answers, read by the event loop: LitServe's transport reads each answer with `asyncio.to_thread(get)`,
+so every image cost the HTTP process a thread-pool hand-off both ways (a quarter of its CPU under load).
+`LoopPipeTransport` watches the answer pipe's descriptor with the loop's own `add_reader` and takes every
+answer already there in one wake-up. And the collector sends no START status: LitServe reads it only to
+note which worker holds a request, for `restart_workers`, which this service leaves off (a dead worker
+stops the server, and its orchestrator restarts the pod); each one was an extra pickle and pipe message
+both ways per image.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import multiprocessing as mp
 import multiprocessing.queues
 import time
+from multiprocessing.reduction import ForkingPickler
 from queue import Empty
 
 import litserve
@@ -39,7 +50,6 @@ from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.server import LitServer, RegularRequestHandler
 from litserve.transport.process_transport import MPQueueTransport
-from litserve.utils import LitAPIStatus, LoopResponseType
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,7 @@ IDLE_WAIT_S = 1.0  # longest single wait for a first request; the loop then simp
 __all__ = [
     "PINNED",
     "BlockingBatchedLoop",
+    "LoopPipeTransport",
     "Payload",
     "PipeQueueServer",
     "collate_blocking",
@@ -71,14 +82,7 @@ def collate_blocking(loop, lit_api, request_queue, transport, idle_wait: float =
         if item == _SENTINEL_VALUE:
             raise _StopLoopError()
         response_queue_id, uid, timestamp, x_enc = item
-        loop.put_response(
-            transport=transport,
-            response_queue_id=response_queue_id,
-            uid=uid,
-            response_data=(),
-            status=LitAPIStatus.START,
-            response_type=LoopResponseType.REGULAR,
-        )
+        # (no START status: see the module docstring)
         if apply_timeout and time.monotonic() - timestamp > lit_api.request_timeout:
             timed_out.append((response_queue_id, uid))
         else:
@@ -147,6 +151,64 @@ class _Pipe(multiprocessing.queues.Queue):
         self._joincancelled = True
 
 
+class LoopPipeTransport(MPQueueTransport):
+    """LitServe's queue transport, its answers read by the event loop (module docstring). The workers
+    unpickle it as the plain MPQueueTransport (its __reduce__): they only send."""
+
+    def __init__(self, manager, queues: list[_Pipe]):
+        super().__init__(manager, queues)
+        self._inbox: dict[int, collections.deque] = {}
+        self._waiter: dict[int, asyncio.Future] = {}
+        self._watched: dict[int, asyncio.AbstractEventLoop] = {}
+
+    async def areceive(self, consumer_id: int, timeout: float | None = None, block: bool = True):
+        """The next answer for this HTTP process; None after a quiet second (LitServe's loop asks again)."""
+        if self._closed:
+            raise asyncio.CancelledError("Transport closed")
+        inbox = self._inbox.setdefault(consumer_id, collections.deque())
+        if not inbox:
+            await self._readable(consumer_id, 1.0 if timeout is None else min(timeout, 1.0))
+            if self._closed:
+                raise asyncio.CancelledError("Transport closed")
+            if not inbox:
+                if timeout is not None and timeout <= 1.0:
+                    raise Empty
+                return None
+        return inbox.popleft()
+
+    async def _readable(self, consumer_id: int, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._watched.get(consumer_id) is not loop:  # first wait in this process's loop
+            reader = self._queues[consumer_id]._reader
+            loop.add_reader(reader.fileno(), self._drain, consumer_id, reader)
+            self._watched[consumer_id] = loop
+        waiter = self._waiter[consumer_id] = loop.create_future()
+        timer = loop.call_later(seconds, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter.pop(consumer_id, None)
+
+    def _drain(self, consumer_id: int, reader) -> None:
+        """The loop's callback when the pipe has data: every whole answer there, as Queue.get unpickles it.
+        A message is written whole by one feeder thread, so a started one is read to its end at once."""
+        inbox = self._inbox.setdefault(consumer_id, collections.deque())
+        try:
+            while reader.poll():
+                inbox.append(ForkingPickler.loads(reader.recv_bytes()))
+        except (EOFError, OSError) as e:  # every writer gone: the server is stopping
+            log.debug("answer pipe %d closed: %s", consumer_id, e)
+            self._watched.pop(consumer_id, None)
+            asyncio.get_running_loop().remove_reader(reader.fileno())
+        _settle(self._waiter.get(consumer_id))
+
+
+def _settle(waiter: asyncio.Future | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class PipeQueueServer(LitServer):
     """LitServer whose per-request queues are multiprocessing queues, not Manager proxies (module docstring).
 
@@ -155,6 +217,8 @@ class PipeQueueServer(LitServer):
     hold the HTTP process open for LitServe's 30 s (with Manager queues it failed as the Manager died)."""
 
     def __init__(self, *args, grace_s: float = 3.0, **kwargs):
+        if kwargs.get("restart_workers"):  # it needs the START statuses the collector no longer sends
+            raise ValueError("PipeQueueServer does not restart workers: a dead worker stops the server")
         super().__init__(*args, **kwargs)
         self.uvicorn_graceful_timeout = grace_s
 
@@ -166,5 +230,5 @@ class PipeQueueServer(LitServer):
             ctx = mp.get_context("spawn")
             for path in self.litapi_request_queues:
                 self.litapi_request_queues[path] = _Pipe(ctx=ctx)
-            self._transport = MPQueueTransport(manager, [_Pipe(ctx=ctx) for _ in range(num_api_servers)])
+            self._transport = LoopPipeTransport(manager, [_Pipe(ctx=ctx) for _ in range(num_api_servers)])
         return manager

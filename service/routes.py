@@ -156,6 +156,15 @@ def _error(status: int, detail: str, headers: dict | None = None) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def answer(out) -> Response:
+    """A detection as its JSON answer, written once. Returned as a model, FastAPI would dump it, validate the
+    dump into a new Detection and dump that again (response_model stays, for the OpenAPI document); the
+    fields are the same: those set (exclude_unset), never the private ones. A worker's error passes as is."""
+    if isinstance(out, Detection):
+        return Response(out.model_dump_json(exclude_unset=True), media_type="application/json")
+    return out
+
+
 def _unavailable(e: Exception) -> JSONResponse:
     log.warning("records database unavailable: %s", e)
     return _error(503, "the records database is unavailable; nothing was stored, retry later", {"Retry-After": "5"})
@@ -225,7 +234,7 @@ def build_router(server, lit_api, state) -> APIRouter:
             data = await read_image(request, settings.max_bytes)
         except ImageError as e:
             return _error(e.status, e.message)
-        return await submit(data, request.state.key_id)
+        return answer(await submit(data, request.state.key_id))
 
     @router.post(
         "/v1/detect/batch",

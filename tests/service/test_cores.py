@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+from types import SimpleNamespace
 
 from service.cores import CoreShare
 
@@ -54,3 +55,27 @@ def test_a_worker_without_a_slot_never_takes_every_core(tmp_path):
         assert extra.slot is None
         with extra.busy():
             assert not extra.alone()
+
+
+def test_only_a_lone_image_with_no_sibling_scoring_takes_every_core(tmp_path):
+    """DetectorAPI.score: the wide session for one image alone; a batch means load, which the sibling shares:
+    going wide then put three threads on two cores (the sibling starts its own batch a moment later)."""
+    import numpy as np
+
+    from service.api import DetectorAPI
+
+    api = DetectorAPI.__new__(DetectorAPI)
+    used = []
+    api.bundle = SimpleNamespace(
+        score_tensor=lambda x: used.append(("narrow", len(x))) or np.zeros(len(x)), calibrate=lambda z: z
+    )
+    api.wide = SimpleNamespace(logits=lambda x: used.append(("wide", len(x))) or np.zeros(len(x)))
+    path = tmp_path / "cores.lock"
+    api.cores = CoreShare(path, 2)
+    one, two = np.zeros((1, 3, 8, 8), np.float32), np.zeros((2, 3, 8, 8), np.float32)
+    api.score(one)
+    api.score(two)
+    with sibling_scoring(path, 2):
+        api.score(one)
+    assert used == [("wide", 1), ("narrow", 2), ("narrow", 1)]
+    api.cores.close()

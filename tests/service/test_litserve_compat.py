@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import litserve
 import pytest
 from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
-from litserve.utils import LitAPIStatus
 
 from service.litserve_compat import PINNED, collate_blocking
 
@@ -28,14 +27,14 @@ def test_litserve_is_the_pinned_version():
 
 
 class Loop:
-    """Records the START statuses the collector sends, as LitServe's loop would forward them."""
+    """LitServe's loop, as the collector sees it: it must send nothing back while collecting (no START
+    status, litserve_compat's docstring), so every status it would send is kept to fail the test."""
 
     def __init__(self):
-        self.started = []
+        self.sent = []
 
     def put_response(self, transport, response_queue_id, uid, response_data, status, response_type):
-        assert status == LitAPIStatus.START
-        self.started.append(uid)
+        self.sent.append((uid, status))
 
 
 def api(max_batch_size=4, batch_timeout=0.0, request_timeout=30):
@@ -55,7 +54,7 @@ def test_takes_what_is_queued_up_to_the_batch_limit_without_waiting():
     payloads, timed_out = collate_blocking(loop, api(max_batch_size=4), q, None, idle_wait=5)
     assert time.monotonic() - t0 < 1  # nothing waited for
     assert [p[1] for p in payloads] == ["r0", "r1", "r2", "r3"] and timed_out == []
-    assert loop.started == ["r0", "r1", "r2", "r3"] and q.qsize() == 2  # the rest wait for the next batch
+    assert loop.sent == [] and q.qsize() == 2  # the rest wait for the next batch
 
 
 def test_blocks_for_the_first_request_then_gives_the_batch_its_timeout_to_fill():
@@ -115,7 +114,13 @@ def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_
     from litserve.utils import wrap_litserve_start
 
     from aidetect.testing.echo_api import EchoAPI
-    from service.litserve_compat import BlockingBatchedLoop, PipeQueueServer, drop_routes, worker_submitter
+    from service.litserve_compat import (
+        BlockingBatchedLoop,
+        LoopPipeTransport,
+        PipeQueueServer,
+        drop_routes,
+        worker_submitter,
+    )
 
     api = EchoAPI(max_batch_size=4, batch_timeout=0.05, api_path="/v1/echo", loop=BlockingBatchedLoop())
     server = PipeQueueServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
@@ -132,6 +137,7 @@ def test_the_submitter_reaches_a_real_worker_through_our_route_and_the_blocking_
         # the queues each request crosses are pipes, not proxies to the Manager's process
         queues = [s._get_request_queue("/v1/echo"), *s._transport._queues]
         assert all(isinstance(q, multiprocessing.queues.Queue) for q in queues), queues
+        assert isinstance(s._transport, LoopPipeTransport)  # answers read by the event loop
         r = client.post("/v1/echo", params={"n": 10})
     assert r.status_code == 200
     answers = r.json()
@@ -148,3 +154,68 @@ def test_a_payload_is_a_dict_whose_repr_does_not_copy_the_image():
     assert repr(p) == "<payload: 1000000 bytes>" and f"{p}" == repr(p)  # what LitServe's debug f-string builds
     back = pickle.loads(pickle.dumps(p))  # as it crosses to the worker
     assert back == {"data": b"x" * 1_000_000, "key_id": "k"} and back["data"] == p["data"]
+
+
+def answer_pipe():
+    import multiprocessing as mp
+
+    from service.litserve_compat import LoopPipeTransport, _Pipe
+
+    q = _Pipe(ctx=mp.get_context("spawn"))
+    return q, LoopPipeTransport(None, [q])
+
+
+def test_the_loop_transport_reads_answers_in_order_whole_and_all_at_once():
+    import asyncio
+
+    q, transport = answer_pipe()
+    big = b"y" * 300_000  # several pipe buffers: read to its end once started
+
+    async def main():
+        first = asyncio.create_task(transport.areceive(0))
+        await asyncio.sleep(0.05)
+        assert not first.done()  # nothing sent yet: it waits on the loop, no thread holds a get()
+        q.put(("u0", ("a", "OK", "REGULAR", 0)))
+        assert await asyncio.wait_for(first, 5) == ("u0", ("a", "OK", "REGULAR", 0))
+        for i in range(1, 4):
+            q.put((f"u{i}", (big if i == 2 else i,)))
+        got = [await asyncio.wait_for(transport.areceive(0), 5)]
+        got += [await transport.areceive(0) for _ in range(2)]  # already there after one wake-up
+        return got
+
+    got = asyncio.run(main())
+    assert [g[0] for g in got] == ["u1", "u2", "u3"] and got[1][1][0] == big
+    q.close()
+
+
+def test_the_loop_transport_says_none_after_a_quiet_while_and_stops_when_closed():
+    import asyncio
+
+    q, transport = answer_pipe()
+
+    async def main():
+        t0 = time.monotonic()
+        assert await transport.areceive(0) is None  # LitServe's loop asks again
+        quiet = time.monotonic() - t0
+        with pytest.raises(queue.Empty):
+            await transport.areceive(0, timeout=0.1)  # a caller's own timeout is an error, as in LitServe
+        transport.close()  # sends the None sentinel too
+        with pytest.raises(asyncio.CancelledError):
+            await transport.areceive(0)
+        return quiet
+
+    assert 0.9 <= asyncio.run(main()) < 3
+    q.close()
+
+
+def test_the_transport_reaches_workers_as_litserve_own_and_restarts_are_refused():
+    from litserve.transport.process_transport import MPQueueTransport
+
+    from service.litserve_compat import PipeQueueServer
+
+    q, transport = answer_pipe()
+    rebuild, args = transport.__reduce__()  # how it is pickled for a spawned worker, which only sends
+    assert rebuild is MPQueueTransport and args == (None, [q])
+    with pytest.raises(ValueError, match="restart"):
+        PipeQueueServer(None, restart_workers=True)
+    q.close()
