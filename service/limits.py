@@ -30,7 +30,7 @@ SMALL_BODY_BYTES = 16 * 1024
 # --- memory: measured by bench/serve_memory.py (bench/results/serve_memory.json), rounded up ---
 # The whole process tree of `aidetect serve` with one inference worker (parent, HTTP process, LitServe's
 # queue manager, the worker), idle after a warm-up: PSS, so shared pages count once, as the cgroup does.
-# Measured 790, 902, 839 and 847 MiB (idle VM, 2026-12-06) in four runs; allocator state after the first
+# Measured 790, 902, 839, 847 and 812 MiB (idle VM, 2026-12-06) in five runs; allocator state after the first
 # requests makes it vary.
 IDLE_TREE_MIB = 950
 # What each further inference worker adds (a fresh process: torch, MLflow, the model).
@@ -48,7 +48,7 @@ HTTP_COPIES = 4
 # plus allocator slack: with HTTP_COPIES, what makes this model cover the peak bench/serve_memory.py
 # measured (596 MiB of growth for 8 images of 7.8 MiB and 16 MP). Kept bytes now go from the worker to the
 # object store and the outbox carries records only, so the three outbox copies are gone: reruns on
-# 2026-12-06 measured 565 MiB of growth (1404 MiB peak), then 479 MiB (1326 MiB) with the pipe queues, so
+# 2026-12-06 measured 565 MiB of growth (1404 MiB peak), then 479 and 474 MiB (1326, 1286) with the pipe queues, so
 # this bound is conservative.
 WORKER_COPIES = 7
 HEADROOM = 0.30  # the worst case may use at most 70% of the pod's memory limit
