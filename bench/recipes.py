@@ -48,6 +48,7 @@ RESULT = ROOT / "bench" / "results" / "recipes.json"
 FINETUNED = {
     "a": ("(a) configs/cnn_baseline.yaml, fine-tuned", ROOT / "configs" / "cnn_baseline.yaml"),
     "b": ("(b) configs/artefact_preserving.yaml, fine-tuned", ROOT / "configs" / "artefact_preserving.yaml"),
+    "e": ("(e) configs/cnn_enlarge.yaml, fine-tuned", ROOT / "configs" / "cnn_enlarge.yaml"),
 }
 STEPS = ("speed", "frozen", "finetune", "lofo", "report")
 CONFIGS = {"c-lite0": ROOT / "configs" / "frozen_lite0.yaml", **{n: path for n, (_, path) in FINETUNED.items()}}

@@ -53,14 +53,25 @@ class AugmentConfig:
     colour_jitter: float = 0.0  # brightness/contrast/saturation each scaled by up to 1 +- this
     mask_prob: float = 0.0  # chance of blanking a random rectangle (random masking, as in SAFE)
     mask_frac: float = 0.3  # largest side of that rectangle, as a share of the crop
+    # Enlarged views (configs/cnn_enlarge.yaml): a smaller region resized up to the crop side with LANCZOS,
+    # the resampling serving applies to an upload smaller than its input (a platform's crop or downscale of a
+    # 256 px image reaches the model enlarged). Off by default: the draw is made only when on, so recipes
+    # without it keep their random streams.
+    enlarge_prob: float = 0.0
+    enlarge_range: tuple[float, float] = (1.1, 2.0)  # the enlargement factor
 
 
 def augment(img: np.ndarray, cfg: AugmentConfig, rng: random.Random) -> np.ndarray:
-    """One training view of an HxWx3 uint8 image: crop, flip, re-encode, resample."""
+    """One training view of an HxWx3 uint8 image: crop (maybe enlarged), flip, re-encode, resample."""
     h, w = img.shape[:2]
     c = min(cfg.crop, h, w)
-    top, left = rng.randint(0, h - c), rng.randint(0, w - c)
-    out = img[top : top + c, left : left + c]
+    side = c
+    if cfg.enlarge_prob > 0 and rng.random() < cfg.enlarge_prob:
+        side = max(8, round(c / rng.uniform(*cfg.enlarge_range)))
+    top, left = rng.randint(0, h - side), rng.randint(0, w - side)
+    out = img[top : top + side, left : left + side]
+    if side != c:
+        out = np.asarray(Image.fromarray(np.ascontiguousarray(out)).resize((c, c), Image.Resampling.LANCZOS))
     if cfg.flip and rng.random() < 0.5:
         out = out[:, ::-1]
     if rng.random() < cfg.rescale_prob or rng.random() < cfg.jpeg_prob:
