@@ -8,8 +8,8 @@ Issue 15 asks every tier to cost at most 0.03 of AUROC. The default's own tiers 
 60-90% crops and half-size copies, which serving enlarges back to its 256 px input; recipe (e),
 configs/cnn_enlarge.yaml, trains on such enlarged views. This benchmark trains the recipes it is given with the
 same seed and schedule (model.recipe_finetune, as bench/recipes.py trains them) and scores the whole val split
-through the serving resize under each tier of model.robustness (raw scores: AUROC does not need calibration),
-grouped as `aidetect evaluate` groups it. Writes, entry by entry, bench/results/robustness_recipes.json.
+through the serving resize under each tier of model.robustness, grouped and measured as `aidetect evaluate`
+does (uncalibrated: AUROC does not need calibration). Writes, entry by entry, bench/results/robustness_recipes.json.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import platform
 import sys
 import time
@@ -43,22 +44,19 @@ RECIPES = {
 
 
 def tier_table(bundle, samples) -> dict:
-    """{tier: {group: AUROC}} for as stored and every tier, with drops against as stored."""
-    from sklearn.metrics import roc_auc_score
-
-    from model.bundle import score_arrays
-    from model.evaluate import group_masks, load_split
+    """{tier: {group: AUROC}} for as stored and every tier, with drops against as stored: `aidetect evaluate`'s
+    tier_metrics on a bundle without calibration (its scores are the logits' sigmoid: the same AUROC)."""
+    from model.evaluate import group_masks, score_samples, tier_metrics
+    from model.metrics import binary_metrics
 
     y = np.array([s.target for s in samples])
     masks = group_masks(samples)
-    auroc, drop = {}, {}
-    for tier in (None, *TIERS):
-        name = tier.name if tier else "stored"
-        raw = score_arrays(bundle, load_split(samples, bundle, tier))
-        auroc[name] = {g: float(roc_auc_score(y[m], raw[m])) for g, m in masks.items()}
-        if tier is not None:
-            drop[name] = {g: auroc["stored"][g] - a for g, a in auroc[name].items()}
-        print(f"  {name}: " + ", ".join(f"{g} {a:.3f}" for g, a in auroc[name].items()), flush=True)
+    probs = score_samples(bundle, samples)[1]
+    base = {g: binary_metrics(probs[m], y[m]) for g, m in masks.items()}
+    aurocs, drop = tier_metrics(bundle, samples, y, masks, base, TIERS)
+    auroc = {"stored": {g: b["auroc"] for g, b in base.items()}, **aurocs}
+    for name, row in auroc.items():
+        print(f"  {name}: " + ", ".join(f"{g} {a:.3f}" for g, a in row.items()), flush=True)
     worst = {t: max(d.values()) for t, d in drop.items()}
     return {
         "n": {g: int(m.sum()) for g, m in masks.items()},
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 manifest_digest=manifest_digest(settings.manifest),
                 scored="every val image, raw scores, through the serving resize",
                 goal_max_drop=MAX_DROP,
-                machine={"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+                machine={"cpus": os.cpu_count(), "python": platform.python_version()},
             )
             doc.setdefault("recipes", {})[f"{recipe}-s{args.seed}-{args.schedule}"] = entry
             args.out.write_text(json.dumps(doc, indent=2) + "\n")

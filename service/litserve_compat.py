@@ -16,7 +16,7 @@ and an empty batch sends it straight back to polling. An idle server therefore b
 core across the manager and the workers (measured on 2 cores), and a busy one lost the same to polling
 between forward passes. Here a worker waits in one blocking read for the first request, then gives the
 batch `batch_timeout` seconds from that first arrival to fill, and always takes what is already queued,
-up to `max_batch_size`. Everything else (timeouts, START status, the stop sentinel) is LitServe's own.
+up to `max_batch_size`. Everything else (timeouts, the stop sentinel) is LitServe's own.
 
 The pipe queues: LitServe 0.2 makes its request and response queues `Manager().Queue()` proxies, so every
 image crosses four socket round trips through the manager process (HTTP put, worker get, worker put, HTTP
