@@ -112,6 +112,8 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent pixels become white, as a viewer shows them, not the arbitrary colour under alpha.
         rgba = img.convert("RGBA")
@@ -119,6 +121,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
     return img.convert("RGB")
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Deep grayscale (16-bit PNG or TIFF, 32-bit integer or float TIFF) as a viewer shows it. Pillow's own
+    convert clips every value above 255 to white, so a 16-bit photo arrived 99% white. 16-bit modes span
+    0-65535 and map by 1/257. 32-bit integers are read as 8-bit data when they fit in 0-255 (as Pillow reads
+    them), as 16-bit when they fit there, else by their own range; floats are 0-1 when they fit there, else
+    0-255."""
+    a = np.asarray(img, dtype=np.float64)
+    lo, hi = 0.0, 255.0
+    if img.mode == "F":
+        if np.nanmin(a) >= 0 and np.nanmax(a) <= 1:
+            hi = 1.0
+    elif img.mode.startswith("I;16") or (a.min() >= 0 and 255 < a.max() <= 65535):
+        hi = 65535.0
+    elif a.min() < 0 or a.max() > 65535:
+        lo, hi = float(a.min()), float(max(a.max(), a.min() + 1))
+    a = np.nan_to_num((a - lo) * (255.0 / (hi - lo)), nan=0.0)
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
 
 
 def fit_to_size(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) -> Image.Image:

@@ -69,6 +69,25 @@ def test_other_modes_become_rgb(mode):
 
 
 @pytest.mark.parametrize(
+    "values,fmt,grey",
+    [
+        # a 16-bit photo: Pillow's convert clipped everything above 255 to white
+        (np.full((8, 8), 30300, np.uint16), "PNG", 118),
+        (np.full((8, 8), 30300, np.uint16), "TIFF", 118),
+        (np.full((8, 8), 200, np.uint16), "PNG", 1),  # dark 16-bit stays dark
+        (np.full((8, 8), 0.5, np.float32), "TIFF", 128),  # float 0-1
+        (np.full((8, 8), 100, np.int32), "TIFF", 100),  # 32-bit holding 8-bit values, as Pillow reads them
+        (np.full((8, 8), 30300, np.int32), "TIFF", 118),  # 32-bit holding 16-bit values
+    ],
+)
+def test_deep_grayscale_keeps_its_tones(values, fmt, grey):
+    values[0, 0] = values.flat[1] * 0  # one black pixel, so a per-image range would show
+    out = np.asarray(decode_image(encode(Image.fromarray(values), fmt)))
+    assert out.shape == (8, 8, 3) and out[0, 0].tolist() == [0, 0, 0]
+    assert abs(int(out[4, 4, 0]) - grey) <= 1
+
+
+@pytest.mark.parametrize(
     "data,status,words",
     [
         (b"", 400, "empty"),
