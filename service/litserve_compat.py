@@ -179,8 +179,8 @@ class LoopPipeTransport(MPQueueTransport):
     async def _readable(self, consumer_id: int, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         if self._watched.get(consumer_id) is not loop:  # first wait in this process's loop
-            reader = self._queues[consumer_id]._reader
-            loop.add_reader(reader.fileno(), self._drain, consumer_id, reader)
+            pipe = self._queues[consumer_id]
+            loop.add_reader(pipe._reader.fileno(), self._drain, consumer_id, pipe)
             self._watched[consumer_id] = loop
         waiter = self._waiter[consumer_id] = loop.create_future()
         timer = loop.call_later(seconds, _settle, waiter)
@@ -190,13 +190,17 @@ class LoopPipeTransport(MPQueueTransport):
             timer.cancel()
             self._waiter.pop(consumer_id, None)
 
-    def _drain(self, consumer_id: int, reader) -> None:
+    def _drain(self, consumer_id: int, pipe: _Pipe) -> None:
         """The loop's callback when the pipe has data: every whole answer there, as Queue.get unpickles it.
-        A message is written whole by one feeder thread, so a started one is read to its end at once."""
+        A message is written whole by one feeder thread, so a started one is read to its end at once. Each
+        one read gives back the slot its put() took, as Queue.get does: the count is a bounded semaphore, and
+        left alone it would stop the workers' puts after 2**31 - 1 answers (about 6 months at 140 images/s)."""
         inbox = self._inbox.setdefault(consumer_id, collections.deque())
+        reader = pipe._reader
         try:
             while reader.poll():
                 inbox.append(ForkingPickler.loads(reader.recv_bytes()))
+                pipe._sem.release()
         except (EOFError, OSError) as e:  # every writer gone: the server is stopping
             log.debug("answer pipe %d closed: %s", consumer_id, e)
             self._watched.pop(consumer_id, None)

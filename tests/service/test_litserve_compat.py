@@ -183,8 +183,11 @@ def test_the_loop_transport_reads_answers_in_order_whole_and_all_at_once():
         got += [await transport.areceive(0) for _ in range(2)]  # already there after one wake-up
         return got
 
+    slots = q._sem.get_value()
     got = asyncio.run(main())
     assert [g[0] for g in got] == ["u1", "u2", "u3"] and got[1][1][0] == big
+    # every answer read gave back the slot its put took (unbalanced, puts block after 2**31 - 1 answers)
+    assert q._sem.get_value() == slots
     q.close()
 
 
