@@ -248,6 +248,23 @@ def machine(torch) -> dict:
 LOAD_AT_START = os.getloadavg()
 
 
+def run_header(benchmark: str, b: Setup, max_batch: int, args) -> dict:
+    """What every serving benchmark's JSON starts with: the model, the layout, the load and the machine."""
+    import torch
+
+    return {
+        "benchmark": benchmark,
+        "model": b.uri,
+        "export": b.export,
+        "max_batch_size": max_batch,
+        "server_layout": {"workers": b.workers, "threads_each": b.threads},
+        "load_generator": b.load.tool,
+        "seconds_per_point": args.seconds,
+        "rounds": args.rounds,
+        "machine": machine(torch),
+    }
+
+
 def cpu_hours(ms: float | None) -> float | None:
     """vCPU-hours per million images at `ms` CPU-milliseconds each: the cost with no idle headroom."""
     return None if ms is None else round(ms * 1e6 / 1000 / 3600, 2)
@@ -354,15 +371,7 @@ def main() -> None:
         pod = pod_replica(b, Path(tmp), args.pod_workers, args.seconds) if args.pod_workers else None
 
     result = {
-        "benchmark": "serve_latency",
-        "model": b.uri,
-        "export": b.export,
-        "max_batch_size": mb,
-        "server_layout": {"workers": b.workers, "threads_each": b.threads},
-        "load_generator": b.load.tool,
-        "seconds_per_point": args.seconds,
-        "rounds": args.rounds,
-        "machine": machine(torch),
+        **run_header("serve_latency", b, mb, args),
         **summarise(by_round, at_limit, caps, [str(c) for c in args.clients], mb),
         "pod_replica": pod,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

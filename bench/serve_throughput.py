@@ -33,10 +33,10 @@ from bench.serve_latency import (  # noqa: E402
     MODES,
     SERVERS,
     capacity,
-    machine,
     measure_level,
     median_of,
     paired_ratio,
+    run_header,
     set_up,
     summarise,
 )
@@ -85,15 +85,7 @@ def main() -> None:
 
     by_batch = {m: {str(n): median_of(rs) for n, rs in c.items()} for m, c in curve.items()}
     result = {
-        "benchmark": "serve_throughput",
-        "model": b.uri,
-        "export": b.export,
-        "max_batch_size": mb,
-        "server_layout": {"workers": b.workers, "threads_each": b.threads},
-        "load_generator": b.load.tool,
-        "seconds_per_point": args.seconds,
-        "rounds": args.rounds,
-        "machine": machine(torch),
+        **run_header("serve_throughput", b, mb, args),
         "by_batch": {m: {n: r["images_per_s"] for n, r in d.items()} for m, d in by_batch.items()},
         "by_batch_detail": by_batch,
         "raw_opt_vs_raw_torch_by_batch": {
