@@ -176,6 +176,7 @@ def leave_out(samples: list[Sample], feats: FeatureSet, cfg: HeadConfig = HeadCo
         "feature": FEATURE_VERSION,
         "feature_dims": int(x.shape[1]),
         "n_images": len(samples),
+        "unmapped_origins": table.unmapped(samples),  # counted as `other`: configs/sources.yaml lists them not
         "head": asdict(cfg),
         "baseline": baseline,
         "families": families,

@@ -3,6 +3,7 @@ for scoring. The tables live in configs/sources.yaml; this module only reads the
 
     table = load_sources()
     table.family_of(sample)                     # "sd1", "face-swap", ..., "real" for real images
+    table.unmapped(samples)                     # {"newsource/newgen": 40}: AI images counted as "other"
     group_of_sources(samples)                   # {"faces": "faces", "camvid": "single-label pooled", ...}
 
 Which sources are two-label is computed from the images being scored, never hard-coded: a source with
@@ -11,6 +12,7 @@ both labels in the split is scored alone (when large enough), every other source
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +21,8 @@ from pathlib import Path
 import yaml
 
 from model.manifest import Sample
+
+log = logging.getLogger(__name__)
 
 SOURCES_TABLE = Path(__file__).resolve().parent.parent / "configs" / "sources.yaml"
 POOLED = "single-label pooled"
@@ -29,7 +33,7 @@ MIN_SOURCE_N = 100  # a two-label source needs this many images in the split to 
 
 
 class UnknownOriginError(ValueError):
-    """An AI image whose generator the family table does not know."""
+    """A family table naming a family it does not define."""
 
 
 @dataclass(frozen=True)
@@ -40,18 +44,42 @@ class SourceTable:
     unseen_real_photo: tuple[str, ...]
 
     def family_of(self, s: Sample) -> str:
+        """The sample's generator family; an AI image of a generator the table does not list is `other`
+        (always trained on, as the issue defines it), said once in the log: data that grows must not stop
+        training or the suite, and the leave-out report lists such origins (unmapped())."""
         if s.label == REAL:
             return REAL
-        by_origin = self.families.get(s.source, {})
-        fam = by_origin.get(s.origin, by_origin.get("*"))
+        fam = self._listed(s)
         if fam is None:
-            raise UnknownOriginError(
-                f"AI image {s.path.name} of source {s.source!r} has origin {s.origin!r}, which "
-                f"{SOURCES_TABLE.name} maps to no generator family; add it there"
-            )
+            _warn_unmapped(s.source, s.origin)
+            return OTHER
         if fam not in self.family_names:
             raise UnknownOriginError(f"{s.source}/{s.origin}: family {fam!r} is not in family_names")
         return fam
+
+    def _listed(self, s: Sample) -> str | None:
+        by_origin = self.families.get(s.source, {})
+        return by_origin.get(s.origin, by_origin.get("*"))
+
+    def unmapped(self, samples: Iterable[Sample]) -> dict[str, int]:
+        """{"source/origin": n}: the AI images counted as `other` because the table does not list them."""
+        out: dict[str, int] = {}
+        for s in samples:
+            if s.label != REAL and self._listed(s) is None:
+                key = f"{s.source}/{s.origin}"
+                out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items()))
+
+
+@lru_cache(maxsize=256)
+def _warn_unmapped(source: str, origin: str) -> None:
+    log.warning(
+        "AI images of source %r, origin %r have no generator family in %s: counted as %r; add them there",
+        source,
+        origin,
+        SOURCES_TABLE.name,
+        OTHER,
+    )
 
 
 @lru_cache(maxsize=4)

@@ -18,6 +18,7 @@ LAYOUT = [
     ("faces", "real", "train", 40),
     ("dcsan-imagen", "ai", "glid-3-xl", 30),  # ldm-glid-disco
     ("playground", "ai", "gan", 10),  # other: never left out
+    ("dcsan-imagen", "ai", "brand-new-generator", 5),  # listed nowhere: other too, and reported
     ("camvid", "real", "camvid-dashcam", 20),
     ("polyu-noisy", "real", "polyu-camera-crop", 20),
 ]
@@ -44,6 +45,7 @@ def test_folds_cover_every_family_but_other_and_every_real_photo_source():
     rep = leave_out(samples, feats, HeadConfig(n_boot=100))
     folds = {r["fold"]: r for r in rep["families"]}
     assert set(folds) == {"sd1", "face-swap", "ldm-glid-disco"}
+    assert rep["unmapped_origins"] == {"dcsan-imagen/brand-new-generator": 10}
     assert folds["face-swap"]["real_from"] == "faces" and folds["face-swap"]["n_real"] == 40
     assert folds["sd1"]["n_scored"] == 80 and folds["sd1"]["n_real"] == 120 and folds["sd1"]["counted"]
     assert all(r["auroc"] > 0.9 for r in folds.values())  # the shared direction generalises
