@@ -92,19 +92,33 @@ def read_session(token: str | None, secret: bytes, now: float | None = None) -> 
     return name
 
 
+REFILL_S = 60.0  # any bucket is full again this long after its last take
+
+
 class RateLimiter:
-    """Token buckets per identity: `per_minute` tokens a minute, bursts up to a minute's worth."""
+    """Token buckets per identity: `per_minute` tokens a minute, bursts up to a minute's worth.
+
+    A bucket untouched for a minute has refilled completely, which is what a missing one starts as, so such
+    buckets are dropped once a minute: without that, every client address ever seen (auth optional) stayed
+    in memory for the life of the process."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._swept = clock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def take(self, who: str, per_minute: int) -> float:
         """0.0 when allowed (a token is used), else the seconds until the next token."""
         rate = per_minute / 60.0
         now = self.clock()
         with self._lock:
+            if now - self._swept >= REFILL_S:
+                self._swept = now
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < REFILL_S}
             tokens, last = self._buckets.get(who, (float(per_minute), now))
             tokens = min(float(per_minute), tokens + (now - last) * rate)
             if tokens >= 1.0:
