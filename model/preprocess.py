@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats we accept; anything else Pillow can open (PSD, EPS, ...) is refused as unsupported.
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+# AVIF: what modern CDNs and browsers save images as (Pillow reads it natively since 11.3).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "MPO")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
         raise ImageError(f"decompression bomb refused: {e}", 413) from None
     except UnidentifiedImageError:
         raise ImageError(
-            "not an image, or a format we cannot read (send JPEG, PNG, WebP, GIF, BMP or TIFF)", 415
+            "not an image, or a format we cannot read (send JPEG, PNG, WebP, AVIF, GIF, BMP or TIFF)", 415
         ) from None
     except Exception as e:  # Pillow raises many types for hostile headers
         raise ImageError(f"corrupt or truncated image: the header cannot be read ({type(e).__name__})", 422) from None

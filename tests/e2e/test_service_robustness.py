@@ -26,7 +26,8 @@ def seeds() -> list[bytes]:
     img = Image.new("RGB", (64, 48))
     img.putdata([(x * 4 % 256, y * 5 % 256, (x * y) % 256) for y in range(48) for x in range(64)])
     out = []
-    for fmt, kw in (("JPEG", {"quality": 80}), ("PNG", {}), ("WEBP", {}), ("GIF", {}), ("BMP", {}), ("TIFF", {})):
+    formats = ("JPEG", {"quality": 80}), ("PNG", {}), ("WEBP", {}), ("AVIF", {}), ("GIF", {}), ("BMP", {}), ("TIFF", {})
+    for fmt, kw in formats:
         buf = io.BytesIO()
         img.save(buf, fmt, **kw)
         out.append(buf.getvalue())

@@ -169,7 +169,7 @@ def test_giant_bomb_refused_at_open_with_413():
     assert e.value.status == 413 and "bomb" in e.value.message
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP"])
 def test_image_format_is_pillows_name_from_the_header(fmt):
     from model.preprocess import image_format
 
@@ -177,3 +177,10 @@ def test_image_format_is_pillows_name_from_the_header(fmt):
     Image.new("RGB", (8, 8), "red").save(buf, fmt)
     assert image_format(buf.getvalue()) == fmt
     assert image_format(b"%PDF-1.7 not an image") is None and image_format(b"") is None
+
+
+def test_an_avif_upload_is_read_like_any_other():
+    img = gradient(64, 48)
+    out = np.asarray(decode_image(encode(img, "AVIF", quality=95)), dtype=np.int16)
+    assert out.shape == (48, 64, 3)
+    assert np.abs(out - np.asarray(img, dtype=np.int16)).mean() < 8  # lossy, but the same picture
