@@ -108,7 +108,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._swept = clock()
 
-    def __len__(self) -> int:
+    def size(self) -> int:
+        """Buckets held (not __len__: an empty limiter must still be truthy where `x or default` picks one)."""
         return len(self._buckets)
 
     def take(self, who: str, per_minute: int) -> float:

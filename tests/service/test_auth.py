@@ -61,11 +61,11 @@ def test_rate_limiter_forgets_refilled_buckets_and_nothing_else():
     for i in range(1000):  # a thousand client addresses, one request each
         lim.take(f"client:{i}", 6)
     assert all(lim.take("busy", 6) == 0.0 for _ in range(6))
-    assert len(lim) == 1001
+    assert lim.size() == 1001
     t[0] = 50.0
     assert all(lim.take("late", 6) == 0.0 for _ in range(6))  # empties its bucket
-    assert len(lim) == 1002  # nothing has refilled yet: every bucket still holds state
+    assert lim.size() == 1002  # nothing has refilled yet: every bucket still holds state
     t[0] = 61.0
     assert lim.take("busy", 6) == 0.0  # its bucket refilled over the minute: as a new one would be
-    assert len(lim) == 2  # "busy" and "late" (50 s ago, not yet full) are left
+    assert lim.size() == 2  # "busy" and "late" (50 s ago, not yet full) are left
     assert lim.take("late", 6) == 0.0 and lim.take("late", 6) > 0  # 11 s refilled one token: state kept
