@@ -35,17 +35,13 @@ class LabelIn(BaseModel):
     label: str
 
 
-EXTRA_MIME = {"AVIF": "image/avif"}  # formats Pillow reads but whose MIME type it does not register
-
-
 def image_type(data: bytes) -> str:
     """The MIME type Pillow reads from the header, when it names an image; else a download."""
     from PIL import Image
 
     from model.preprocess import image_format
 
-    fmt = image_format(data) or ""
-    mime = Image.MIME.get(fmt) or EXTRA_MIME.get(fmt, "")
+    mime = Image.MIME.get(image_format(data) or "", "")
     return mime if mime.startswith("image/") else "application/octet-stream"
 
 

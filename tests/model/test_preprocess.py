@@ -81,7 +81,7 @@ def test_other_modes_become_rgb(mode):
     ],
 )
 def test_deep_grayscale_keeps_its_tones(values, fmt, grey):
-    values[0, 0] = values.flat[1] * 0  # one black pixel, so a per-image range would show
+    values[0, 0] = 0  # one black pixel, so a per-image range would show
     out = np.asarray(decode_image(encode(Image.fromarray(values), fmt)))
     assert out.shape == (8, 8, 3) and out[0, 0].tolist() == [0, 0, 0]
     assert abs(int(out[4, 4, 0]) - grey) <= 1

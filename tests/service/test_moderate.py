@@ -17,6 +17,6 @@ def test_image_type_names_known_images_and_nothing_else():
     assert image_type(_encoded("PNG")) == "image/png"
     assert image_type(_encoded("JPEG")) == "image/jpeg"
     assert image_type(_encoded("WEBP")) == "image/webp"
-    assert image_type(_encoded("AVIF")) == "image/avif"  # Pillow reads it but registers no MIME type
+    assert image_type(_encoded("AVIF")) == "image/avif"
     assert image_type(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "application/octet-stream"
     assert image_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>") == "application/octet-stream"
