@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats we accept; anything else Pillow can open (PSD, EPS, ...) is refused as unsupported.
-# AVIF: what modern CDNs and browsers save images as (Pillow reads it natively since 11.3).
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "MPO")
+# AVIF: what modern CDNs and browsers save images as (Pillow reads it natively since 11.3). HEIF: what
+# phones take photos as (HEIC), read through pillow-heif. What we read is the code's, never a model
+# version's: the bundles of versions registered before a format was added still list their old formats.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF", "GIF", "BMP", "TIFF", "MPO")
+
+# One decoding thread (a serving worker has its core share, and training decodes in its own processes),
+# only the primary picture: thumbnails, depth maps and auxiliary images would be decoded for nothing.
+# libheif applies the container's rotation and mirroring and clears the EXIF orientation, so exif_transpose
+# below does not turn the picture twice.
+pillow_heif.register_heif_opener(decode_threads=1, thumbnails=False, depth_images=False, aux_images=False)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,6 @@ class PreprocessConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     max_bytes: int = 20 * 1024 * 1024  # largest encoded image accepted
     max_pixels: int = 40_000_000  # largest width*height accepted, checked before decoding
-    formats: tuple[str, ...] = field(default=ALLOWED_FORMATS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,13 +89,16 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     except Image.DecompressionBombError as e:
         raise ImageError(f"decompression bomb refused: {e}", 413) from None
     except UnidentifiedImageError:
+        if fmt := _container(data):
+            # A HEIC or AVIF whose item data is cut short fails at open, where a JPEG would fail at load.
+            raise ImageError(f"corrupt or truncated {fmt} image: it cannot be opened", 422) from None
         raise ImageError(
-            "not an image, or a format we cannot read (send JPEG, PNG, WebP, AVIF, GIF, BMP or TIFF)", 415
+            "not an image, or a format we cannot read (send JPEG, PNG, WebP, AVIF, HEIC, GIF, BMP or TIFF)", 415
         ) from None
     except Exception as e:  # Pillow raises many types for hostile headers
         raise ImageError(f"corrupt or truncated image: the header cannot be read ({type(e).__name__})", 422) from None
-    if img.format not in cfg.formats:
-        raise ImageError(f"unsupported image format {img.format}; send one of {', '.join(cfg.formats)}", 415)
+    if img.format not in ALLOWED_FORMATS:
+        raise ImageError(f"unsupported image format {img.format}; send one of {', '.join(ALLOWED_FORMATS)}", 415)
     w, h = img.size
     # Checked on the header, before any pixel is decoded: this is what stops decompression bombs.
     if w <= 0 or h <= 0:
@@ -108,6 +119,24 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     except Exception as e:
         raise ImageError(f"image could not be decoded ({type(e).__name__})", 422) from None
     return img
+
+
+# Signatures of the containers we read that are long enough not to be chance: a text file is "not an image",
+# a JPEG with a broken header is a corrupt JPEG. (BMP's two bytes, "BM", are left out for that reason.)
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))  # fmt: skip
+
+
+def _container(data: bytes) -> str | None:
+    """The format the first bytes announce, whether or not the rest is readable."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp":
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
+    return None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

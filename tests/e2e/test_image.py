@@ -7,6 +7,7 @@ machine's disk. The containers run as the cluster runs them: as uid 10001, root 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -115,6 +116,14 @@ def test_serve_answers_health_and_a_detect_over_http(cpu_image, tiny_model, mani
         registry.configure(settings)
         bundle, _ = registry.load_detector(ref.uri)
         assert body["score"] == pytest.approx(float(bundle.score_images([decode_image(data)])[0]), abs=1e-4)
+        # A phone's HEIC: the image's pillow-heif wheel brings libheif and its HEVC decoder along.
+        heic = io.BytesIO()
+        decode_image(data).save(heic, "HEIF", quality=90)
+        r = httpx.post(f"{url}/v1/detect", content=heic.getvalue(), headers={"content-type": "image/heic"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["score"] == pytest.approx(
+            float(bundle.score_images([decode_image(heic.getvalue())])[0]), abs=1e-4
+        )
         bad = httpx.post(f"{url}/v1/detect", content=b"not an image", headers={"content-type": "image/jpeg"})
         assert 400 <= bad.status_code < 500 and httpx.get(f"{url}/health").status_code == 200
     except Exception:

@@ -150,6 +150,7 @@ def test_to_array_matches_the_arithmetic_definition_exactly(cfg):
 
 def test_config_roundtrip():
     cfg = PreprocessConfig(size=128, max_pixels=10)
+    assert "formats" not in cfg.to_dict()  # what the code reads, not a property of a model version
     assert PreprocessConfig.from_dict(cfg.to_dict() | {"unknown": 1}) == cfg
 
 
@@ -169,7 +170,7 @@ def test_giant_bomb_refused_at_open_with_413():
     assert e.value.status == 413 and "bomb" in e.value.message
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "AVIF", "HEIF", "GIF", "BMP"])
 def test_image_format_is_pillows_name_from_the_header(fmt):
     from model.preprocess import image_format
 
@@ -184,3 +185,46 @@ def test_an_avif_upload_is_read_like_any_other():
     out = np.asarray(decode_image(encode(img, "AVIF", quality=95)), dtype=np.int16)
     assert out.shape == (48, 64, 3)
     assert np.abs(out - np.asarray(img, dtype=np.int16)).mean() < 8  # lossy, but the same picture
+
+
+def test_a_heic_photo_is_read_upright_once():
+    """Phones save HEIC with the rotation in the container; libheif applies it and clears the EXIF orientation,
+    so the picture must come out turned once, not twice."""
+    img = gradient(64, 48)
+    out = np.asarray(decode_image(encode(img, "HEIF", quality=95)), dtype=np.int16)
+    assert out.shape == (48, 64, 3)
+    assert np.abs(out - np.asarray(img, dtype=np.int16)).mean() < 8
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    assert decode_image(encode(Image.new("RGB", (40, 20), "red"), "HEIF", exif=exif.tobytes())).size == (20, 40)
+
+
+def test_a_heic_bomb_is_refused_from_its_header():
+    import struct
+
+    data = bytearray(encode(Image.new("RGB", (64, 64), "red"), "HEIF"))
+    at = data.find(b"ispe")  # the item's spatial extent: what the header says the picture measures
+    data[at + 8 : at + 16] = struct.pack(">II", 20_000, 20_000)
+    with pytest.raises(ImageError) as e:
+        decode_image(bytes(data), PreprocessConfig(max_pixels=10**10))
+    assert e.value.status == 413 and "bomb" in e.value.message
+    data[at + 8 : at + 16] = struct.pack(">II", 7_000, 7_000)  # under Pillow's limit, over ours
+    with pytest.raises(ImageError) as e:
+        decode_image(bytes(data))
+    assert e.value.status == 413 and "49.0 MP" in e.value.message
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF", "PNG", "GIF"])
+def test_a_cut_short_image_is_corrupt_not_unknown(fmt):
+    data = encode(Image.new("RGB", (64, 64), "red"), fmt)
+    with pytest.raises(ImageError) as e:
+        decode_image(data[:20])
+    assert e.value.status == 422 and "corrupt or truncated" in e.value.message
+
+
+def test_what_is_read_is_the_codes_not_a_bundles():
+    """Versions registered before AVIF and HEIC were read list older formats in their preprocessing config;
+    serving them must still read what the code reads."""
+    old = PreprocessConfig.from_dict(PreprocessConfig().to_dict() | {"formats": ["JPEG", "PNG", "WEBP"]})
+    for fmt in ("AVIF", "HEIF"):
+        assert decode_image(encode(gradient(32, 32), fmt), old).size == (32, 32)
