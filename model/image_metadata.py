@@ -3,9 +3,9 @@
     meta = read_metadata(raw_bytes)   # .mime, .texts (PNG text chunks), .xmp (packets), .exif_software,
                                       # .exif_comment (EXIF UserComment), .c2pa_box (a C2PA store is present)
 
-Walks PNG chunks, JPEG APP segments, RIFF (WebP) chunks and TIFF IFDs; any other container is scanned for an
-XMP packet. Every read is bounded (MAX_TEXT, MAX_SCAN) and never goes past the buffer, so hostile files cost
-little; what the fields mean is model/provenance.py's job.
+Walks PNG chunks, JPEG APP segments, RIFF (WebP) chunks, TIFF IFDs and the top-level boxes of ISO BMFF (HEIC,
+HEIF, AVIF); any other container is scanned for an XMP packet. Every read is bounded (MAX_TEXT, MAX_SCAN) and
+never goes past the buffer, so hostile files cost little; what the fields mean is model/provenance.py's job.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def read_metadata(data: bytes) -> Metadata:
         _walk_webp(data, meta)
     elif data[:4] in (b"II*\x00", b"MM\x00*"):
         _read_tiff(data, meta)
+    elif data[4:8] == b"ftyp":
+        _walk_bmff(data, meta)
     if not meta.xmp:
         # GIF, HEIF/AVIF and other containers: an XMP packet is plain text somewhere in the file.
         start = data.find(_XMP_START, 0, MAX_SCAN)
@@ -124,6 +126,51 @@ def _walk_webp(data: bytes, meta: Metadata) -> None:
             meta.xmp.append(body[:MAX_TEXT])
         elif ctype == b"C2PA":
             meta.c2pa_box = True
+
+
+# The box type C2PA gives its manifest store in ISO BMFF files (C2PA 2.1, section A.5).
+_C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+_HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx")
+# HEIF's Exif item is a 4-byte offset to the TIFF header, which writers (iPhones, libheif) put after this.
+_BMFF_EXIF = (b"Exif\x00\x00II*\x00", b"Exif\x00\x00MM\x00*")
+
+
+def _walk_bmff(data: bytes, meta: Metadata) -> None:
+    """HEIC, HEIF and AVIF: the brand names the type, a top-level uuid box holds a C2PA store, and the Exif
+    item is found by its header (its place is in the meta box's item locations, which is a lot of parsing
+    for one bounded scan's worth)."""
+    major = data[8:12]
+    brands = {major} | {data[i : i + 4] for i in range(16, min(_box_size(data, 0), 256) - 3, 4)}
+    if major == b"avif" or (b"avif" in brands and not brands & set(_HEIC_BRANDS)):
+        meta.mime = "image/avif"
+    else:
+        meta.mime = "image/heic" if brands & set(_HEIC_BRANDS) else "image/heif"
+    pos = 0
+    for _ in range(1024):  # a hostile file may hold a great many empty boxes
+        size = _box_size(data, pos)
+        if size < 8:
+            break
+        header = 16 if struct.unpack(">I", data[pos : pos + 4])[0] == 1 else 8
+        if data[pos + 4 : pos + 8] == b"uuid" and data[pos + header : pos + header + 16] == _C2PA_BMFF_UUID:
+            meta.c2pa_box = True
+        pos += size
+    for marker in _BMFF_EXIF:
+        start = data.find(marker, 0, MAX_SCAN)
+        if start >= 0:
+            _read_tiff(data[start + 6 :], meta)
+            break
+
+
+def _box_size(data: bytes, pos: int) -> int:
+    """Bytes in the box at `pos`, header included; 0 when no whole header is there."""
+    if pos + 8 > len(data):
+        return 0
+    (size,) = struct.unpack(">I", data[pos : pos + 4])
+    if size == 1:  # a 64-bit size follows the type
+        size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0] if pos + 16 <= len(data) else 0
+    elif size == 0:  # the box runs to the end of the file
+        size = len(data) - pos
+    return size
 
 
 _TIFF_SOFTWARE, _TIFF_EXIF_IFD, _EXIF_USER_COMMENT, _TIFF_XMP = 0x0131, 0x8769, 0x9286, 0x02BC
