@@ -15,6 +15,7 @@ FORWARDED_ALLOW_IPS trusts) or when AIDETECT_SECURE_COOKIES says TLS ends in fro
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 
 from fastapi import APIRouter, Form, Request
@@ -35,14 +36,29 @@ class LabelIn(BaseModel):
     label: str
 
 
-def image_type(data: bytes) -> str:
-    """The MIME type Pillow reads from the header, when it names an image; else a download."""
+# What browsers show as they are; a kept TIFF or HEIC reaches the page as PNG (Chromium shows neither).
+BROWSER_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP")
+DISPLAY_SIDE = 4096  # px: a converted image larger than this is shown reduced; the stored bytes stay whole
+
+
+def displayable(data: bytes, max_pixels: int) -> tuple[bytes, str]:
+    """The bytes a browser can show for a kept upload, and their MIME type: the upload itself when browsers
+    read its format, else a PNG of it; a download for anything Pillow does not recognise as an image."""
     from PIL import Image
 
-    from model.preprocess import image_format
+    from model.preprocess import ImageError, PreprocessConfig, decode_image, image_format
 
-    mime = Image.MIME.get(image_format(data) or "", "")
-    return mime if mime.startswith("image/") else "application/octet-stream"
+    fmt = image_format(data)
+    if fmt in BROWSER_FORMATS:
+        return data, Image.MIME[fmt]
+    try:
+        img = decode_image(data, PreprocessConfig(max_bytes=len(data), max_pixels=max_pixels))
+    except ImageError:
+        return data, "application/octet-stream"
+    img.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=1)  # lossless, so the moderator sees the upload's own pixels
+    return buf.getvalue(), "image/png"
 
 
 def _page(name: str) -> str:
@@ -181,9 +197,10 @@ def build_moderator_router(state) -> APIRouter:
         if data is None:
             return JSONResponse({"detail": "image not kept (expired or never uncertain)"}, status_code=404)
         # The bytes are a stranger's upload: name only a known image type, and never let a browser sniff.
+        shown, media_type = await asyncio.to_thread(displayable, data, settings.max_pixels)
         return Response(
-            data,
-            media_type=image_type(data),
+            shown,
+            media_type=media_type,
             headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"},
         )
 
