@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from model.etl.store import StoreError
-from model.preprocess import ImageError
+from model.preprocess import ALLOWED_FORMATS, ImageError
 from service.body import read_image, read_images
 from service.detection import Detection
 from service.idempotency import REPLAYED, IdempotencyKey, KeyReused, check_key
@@ -64,7 +64,7 @@ ERRORS = {
         400: "malformed request",
         401: "missing, invalid or revoked API key",
         413: "too many bytes, pixels or images",
-        415: "not an image",
+        415: f"not an image in a format read: {', '.join(f for f in ALLOWED_FORMATS if f != 'MPO')}",
         422: "an image that does not decode",
         429: "rate limit; see Retry-After",
     }.items()
