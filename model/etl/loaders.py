@@ -27,7 +27,8 @@ from model.etl.items import Item
 from model.etl.store import Store
 from model.manifest import read_manifest
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+# What a data set folder's images are named; each is then read (or quarantined) by model.preprocess.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".heic", ".heif", ".bmp", ".gif", ".tif", ".tiff"}
 FORMATS = ("cifake", "cocofake", "manifest")
 # Data sets keep near-duplicates (they are labelled, sometimes with different labels); snapshots
 # keep each near-duplicate group inside one split instead.

@@ -73,6 +73,29 @@ def test_cifake_import_quarantines_the_broken_file_and_is_idempotent(store, cifa
     assert dict(again.counts) == {"seen": 13}
 
 
+def test_phone_and_cdn_formats_are_imported(store, tmp_path):
+    """A folder of HEIC (phones) and AVIF (CDNs) images imports like JPEGs: named, read, stored."""
+    import io
+
+    from PIL import Image as PILImage
+
+    import model.preprocess  # noqa: F401  (registers the HEIF saver)
+
+    root = tmp_path / "cifake"
+    for split, cls, fmt, suffix in (("train", "REAL", "HEIF", ".heic"), ("train", "FAKE", "AVIF", ".avif")):
+        (root / split / cls).mkdir(parents=True)
+        buf = io.BytesIO()
+        PILImage.new("RGB", (40, 30), (10, 200, 30) if cls == "REAL" else (200, 10, 30)).save(buf, fmt)
+        (root / split / cls / f"0{suffix}").write_bytes(buf.getvalue())
+    report = import_items(store, cifake_items(root))
+    assert report.counts["stored"] == 2
+    with store.session() as s:
+        assert {(i.label, i.width, i.height, i.format) for i in s.scalars(select(Image))} == {
+            ("real", 40, 30, "HEIF"),
+            ("ai", 40, 30, "AVIF"),
+        }
+
+
 def test_cocofake_pairs_by_coco_id(cocofake_tree):
     fake, coco = cocofake_tree
     items = list(cocofake_items(fake, coco=coco))
