@@ -9,6 +9,7 @@ import json
 import pytest
 from PIL import Image, PngImagePlugin
 
+import model.preprocess  # noqa: F401  (registers pillow-heif's HEIF saver, which the HEIC cases write with)
 from model.provenance import extract_provenance, weak_label
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -102,8 +103,6 @@ def test_xmp_digital_source_type_in_jpeg_and_png():
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
 def test_exif_and_xmp_in_heic_and_avif(fmt):
     """Phones save HEIC and CDNs AVIF: the generator's EXIF Software and an XMP source type are read there too."""
-    import model.preprocess  # noqa: F401  (registers pillow-heif's HEIF opener and saver)
-
     gen = Image.Exif()
     gen[0x0131] = "Adobe Firefly"
     buf = io.BytesIO()
@@ -208,7 +207,8 @@ def _signer():
     return c2pa, c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
 
 
-PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIF", "avif": "AVIF"}  # by the MIME subtype C2PA signs
+# Pillow's writer for each MIME subtype C2PA signs
+PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heic": "HEIF", "avif": "AVIF"}
 
 
 def _signed(fmt: str, source_type: str) -> bytes:
@@ -229,7 +229,7 @@ def _signed(fmt: str, source_type: str) -> bytes:
     return dst.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "heic", "avif"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "heic", "avif"])
 def test_signed_c2pa_manifest_is_read(fmt):
     prov = extract_provenance(_signed(fmt, TRAINED))
     c2 = prov["c2pa"]
