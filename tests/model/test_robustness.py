@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.robustness import TIER_NAMES, TIERS, tiers_named
+from model.robustness import FORMAT_TIERS, TIER_NAMES, TIERS, tiers_named
 
 
 def photo(w=256, h=256, seed=0) -> Image.Image:
@@ -32,6 +32,18 @@ def test_each_tier_transforms_as_described():
     assert 512 <= by["screenshot"].size[0] <= 768
     err = {q: np.abs(np.asarray(by[f"jpeg{q}"], float) - np.asarray(img, float)).mean() for q in (60, 75, 95)}
     assert err[95] < err[75] < err[60]
+
+
+def test_format_tiers_reencode_in_their_container():
+    """The upload formats of bench/format_probe.py: same size, PNG exact, the lossy ones near the picture."""
+    img = photo()
+    by = {t.name: t.apply(img, "k") for t in FORMAT_TIERS}
+    assert set(by) == {"png", "webp80", "avif60", "heic80"} == {t.name for t in tiers_named(list(by))}
+    assert all(out.size == img.size and out.mode == "RGB" for out in by.values())
+    assert np.array_equal(np.asarray(by["png"]), np.asarray(img))
+    for name in ("webp80", "avif60", "heic80"):
+        err = np.abs(np.asarray(by[name], float) - np.asarray(img, float)).mean()
+        assert 0 < err < 12, (name, err)  # lossy, but the same picture
 
 
 def test_tiers_are_seeded_per_image():
