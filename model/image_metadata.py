@@ -18,23 +18,35 @@ MAX_SCAN = 8 << 20  # bytes: how far the XMP fallback scan looks into unknown co
 _XMP_START = b"<x:xmpmeta"
 
 
+def container(data: bytes) -> str | None:
+    """The container the first bytes announce (JPEG, PNG, WEBP, TIFF, GIF, AVIF or HEIF), readable or not.
+    Magic bytes, not Pillow's format: provenance is read from truncated or hand-built files too, which
+    Image.open refuses, and the decoder names a broken file by them. (BMP's "BM" is too short to be more
+    than chance, and BMP carries no metadata.)"""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[4:8] == b"ftyp":
+        return "AVIF" if _bmff_mime(data) == "image/avif" else "HEIF"
+    return None
+
+
 def read_metadata(data: bytes) -> Metadata:
     """The metadata blocks of `data`; a malformed container may raise (struct.error, ...)."""
     meta = Metadata()
-    # Magic bytes, not Pillow's format: provenance is read from truncated or hand-built containers too,
-    # which Image.open refuses.
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        _walk_png(data, meta)
-    elif data.startswith(b"\xff\xd8"):
-        _walk_jpeg(data, meta)
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        _walk_webp(data, meta)
-    elif data[:4] in (b"II*\x00", b"MM\x00*"):
-        _read_tiff(data, meta)
-    elif data[4:8] == b"ftyp":
-        _walk_bmff(data, meta)
+    walk = {"PNG": _walk_png, "JPEG": _walk_jpeg, "WEBP": _walk_webp, "TIFF": _read_tiff,
+            "AVIF": _walk_bmff, "HEIF": _walk_bmff}.get(container(data))  # fmt: skip
+    if walk:
+        walk(data, meta)
     if not meta.xmp:
-        # GIF, HEIF/AVIF and other containers: an XMP packet is plain text somewhere in the file.
+        # GIF and other containers: an XMP packet is plain text somewhere in the file.
         start = data.find(_XMP_START, 0, MAX_SCAN)
         if start >= 0:
             meta.xmp.append(data[start : start + MAX_TEXT])
@@ -139,12 +151,7 @@ def _walk_bmff(data: bytes, meta: Metadata) -> None:
     """HEIC, HEIF and AVIF: the brand names the type, a top-level uuid box holds a C2PA store, and the Exif
     item is found by its header (its place is in the meta box's item locations, which is a lot of parsing
     for one bounded scan's worth)."""
-    major = data[8:12]
-    brands = {major} | {data[i : i + 4] for i in range(16, min(_box_size(data, 0), 256) - 3, 4)}
-    if major == b"avif" or (b"avif" in brands and not brands & set(_HEIC_BRANDS)):
-        meta.mime = "image/avif"
-    else:
-        meta.mime = "image/heic" if brands & set(_HEIC_BRANDS) else "image/heif"
+    meta.mime = _bmff_mime(data)
     pos = 0
     for _ in range(1024):  # a hostile file may hold a great many empty boxes
         size = _box_size(data, pos)
@@ -159,6 +166,15 @@ def _walk_bmff(data: bytes, meta: Metadata) -> None:
         if start >= 0:
             _read_tiff(data[start + 6 :], meta)
             break
+
+
+def _bmff_mime(data: bytes) -> str:
+    """image/avif, image/heic or image/heif, by the ftyp box's major and compatible brands."""
+    major = data[8:12]
+    brands = {major} | {data[i : i + 4] for i in range(16, min(_box_size(data, 0), 256) - 3, 4)}
+    if major == b"avif" or (b"avif" in brands and not brands & set(_HEIC_BRANDS)):
+        return "image/avif"
+    return "image/heic" if brands & set(_HEIC_BRANDS) else "image/heif"
 
 
 def _box_size(data: bytes, pos: int) -> int:

@@ -20,6 +20,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from model.image_metadata import container
+
 # Formats we accept; anything else Pillow can open (PSD, EPS, ...) is refused as unsupported.
 # AVIF: what modern CDNs and browsers save images as (Pillow reads it natively since 11.3). HEIF: what
 # phones take photos as (HEIC), read through pillow-heif. What we read is the code's, never a model
@@ -89,7 +91,7 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     except Image.DecompressionBombError as e:
         raise ImageError(f"decompression bomb refused: {e}", 413) from None
     except UnidentifiedImageError:
-        if fmt := _container(data):
+        if fmt := container(data):
             # A HEIC or AVIF whose item data is cut short fails at open, where a JPEG would fail at load.
             raise ImageError(f"corrupt or truncated {fmt} image: it cannot be opened", 422) from None
         raise ImageError(
@@ -119,24 +121,6 @@ def decode_image(data: bytes, cfg: PreprocessConfig = PreprocessConfig()) -> Ima
     except Exception as e:
         raise ImageError(f"image could not be decoded ({type(e).__name__})", 422) from None
     return img
-
-
-# Signatures of the containers we read that are long enough not to be chance: a text file is "not an image",
-# a JPEG with a broken header is a corrupt JPEG. (BMP's two bytes, "BM", are left out for that reason.)
-_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))  # fmt: skip
-
-
-def _container(data: bytes) -> str | None:
-    """The format the first bytes announce, whether or not the rest is readable."""
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    if data[4:8] == b"ftyp":
-        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
-    return None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
