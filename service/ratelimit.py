@@ -26,15 +26,18 @@ from service.auth import RateLimiter
 log = logging.getLogger(__name__)
 
 # Both expressions read the row as it was (Postgres evaluates SET from the old row), so their order is free.
+# EXCLUDED.at is stamped before the row lock is taken: a take that stamped earlier can commit after one that
+# stamped later, so elapsed time is clamped at zero and `at` never moves back (else tokens go below zero
+# and the wait exceeds one token's interval).
+_REFILLED = "LEAST(:cap, b.tokens + GREATEST(0, EXCLUDED.at - b.at) * :rate)"
 _TAKE = text(
-    """
+    f"""
     INSERT INTO rate_buckets AS b (who, tokens, at, allowed)
     VALUES (:who, :cap - 1, extract(epoch from clock_timestamp()), :cap >= 1)
     ON CONFLICT (who) DO UPDATE SET
-      allowed = LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate) >= 1,
-      tokens = LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate)
-               - CASE WHEN LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate) >= 1 THEN 1 ELSE 0 END,
-      at = EXCLUDED.at
+      allowed = {_REFILLED} >= 1,
+      tokens = {_REFILLED} - CASE WHEN {_REFILLED} >= 1 THEN 1 ELSE 0 END,
+      at = GREATEST(b.at, EXCLUDED.at)
     RETURNING tokens, allowed
     """
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from aidetect.settings import Settings
 from service.auth import RateLimiter
@@ -36,6 +36,27 @@ def test_two_replicas_share_one_bucket_per_key(migrated):
     refused = [w for w in waits if w > 0]
     assert all(0 < w <= 6.0 for w in refused)  # 10 a minute: a token every 6 s
     assert replicas[0].take("key:other", 10) == 0.0  # buckets are per identity
+
+
+def test_a_take_stamped_before_a_later_commit_never_runs_the_clock_back(migrated):
+    # Each take stamps its time before it waits for the row lock, so under contention a take can find
+    # the row already stamped later than itself: here 1 s later, with half a token left.
+    engine = _engine(migrated)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO rate_buckets (who, tokens, at, allowed) "
+                "VALUES ('key:late', 0.5, extract(epoch from clock_timestamp()) + 1, false)"
+            )
+        )
+    wait = SharedRateLimiter(lambda: engine).take("key:late", 10)
+    # Half a token at 10 a minute is 3 s away; negative elapsed time would have taken tokens away too.
+    assert 0 < wait <= 3.0
+    with engine.connect() as conn:
+        tokens, ahead = conn.execute(
+            text("SELECT tokens, at - extract(epoch from clock_timestamp()) FROM rate_buckets WHERE who = 'key:late'")
+        ).one()
+    assert tokens == pytest.approx(0.5) and ahead > 0.5  # nothing spent, and the row's time kept
 
 
 def test_unreachable_database_falls_back_to_the_process_limit():
