@@ -128,16 +128,16 @@ class SlowServer:
 
 
 def test_a_slow_or_absent_second_stage_answers_none_within_its_timeout():
-    slow = SlowServer(delay=3.0)
+    slow = SlowServer(delay=10.0)
     try:
         t0 = time.monotonic()
         assert SecondStage(slow.url, timeout=0.5).score(jpeg()) is None
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # its timeout, not the server's 10 s
     finally:
         slow.close()
     t0 = time.monotonic()
     absent = SecondStage(f"http://127.0.0.1:{free_port()}", timeout=0.5)
-    assert absent.score(jpeg()) is None and time.monotonic() - t0 < 2.0
+    assert absent.score(jpeg()) is None and time.monotonic() - t0 < 5.0
     assert combine(FAST_UNCERTAIN, None).stage == "fast"
 
 
