@@ -38,6 +38,13 @@ def train(
     lr: float = typer.Option(None, help="peak learning rate"),
     per_group: int = typer.Option(None, help="at most N images per source/label/split (quick runs)"),
     seed: int = typer.Option(None, help="random seed"),
+    target_fpr: float = typer.Option(
+        None, "--target-fpr", min=0.0, max=0.5, help="share of real images allowed at or above `high` [0.01]"
+    ),
+    target_fnr: float = typer.Option(
+        None, "--target-fnr", min=0.0, max=0.5,
+        help="share of AI images allowed below `low` [0.01]; `aidetect evaluate` tabulates the queue at others",
+    ),
     json_out: Path = typer.Option(None, "--json", help="also write the training report here"),
 ) -> None:
     """Train the fast CPU detector on the manifest's train split, calibrate it on val, register it in MLflow.
@@ -51,7 +58,8 @@ def train(
 
     settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
     cfg = load_config(
-        recipe or settings.recipe, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed
+        recipe or settings.recipe, epochs=epochs, batch_size=batch_size, lr=lr, per_group=per_group, seed=seed,
+        target_fpr=target_fpr, target_fnr=target_fnr,
     )
     with _progress() as progress:
         ref, report = train_and_register(settings, cfg, progress)
@@ -88,8 +96,10 @@ def evaluate(
     two-label source of at least 100 images, the single-label sources pooled, and overall; AUROC per
     robustness tier (JPEG 60/75/95, downscale 0.75/0.5, crops of 60-90%, screenshot re-render); and the
     verdict shares on real non-photos, unseen real-photo sources and a separately rendered non-photo set
-    (charts, screenshots, memes; rendered once into the home cache). Logs them, tables and plots to
-    MLflow, and gives the `production` alias to this version when no version holds it yet.
+    (charts, screenshots, memes; rendered once into the home cache); and the review queue and errors at
+    other threshold targets, refitted on the calibration half (`train --target-fpr/--target-fnr`).
+    Logs them, tables and plots to MLflow, and gives the `production` alias to this version when no
+    version holds it yet.
     """
     settings = get_settings(manifest=manifest, home=home, tracking_uri=tracking_uri)
     if leave_out:

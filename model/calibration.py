@@ -74,3 +74,40 @@ def verdict(score: float, th: dict) -> str:
 
 def verdicts(scores: np.ndarray, th: dict) -> list[str]:
     return [verdict(float(s), th) for s in np.asarray(scores).ravel()]
+
+
+def verdict_hits(probs: np.ndarray, thresholds: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(called ai_generated, called real) per image, as `verdict` decides; the rest is uncertain."""
+    probs = np.asarray(probs)
+    ai_hit = probs >= thresholds["high"]
+    real_hit = (probs < thresholds["low"]) & ~ai_hit if thresholds["low"] <= thresholds["high"] else ~ai_hit
+    return ai_hit, real_hit
+
+
+# (fpr, fnr) targets an operator might choose instead of training's: the review queue against the errors.
+OPERATING_GRID = ((0.01, 0.01), (0.02, 0.02), (0.01, 0.05), (0.02, 0.05), (0.05, 0.05), (0.05, 0.10))
+
+
+def operating_points(p_cal, y_cal, p_ev, y_ev, nonphoto_ev=None, grid=OPERATING_GRID) -> list[dict]:
+    """What each pair of threshold targets would do: both edges refitted on the calibration half
+    (thresholds_at), verdict shares measured on the evaluation half. `uncertain` is the review queue's
+    share of all images; `ai_called_real` and `real_called_ai` are the errors that get through at once;
+    `nonphoto_*` are the shares of real non-photos (when `nonphoto_ev` marks them)."""
+    p_ev, y_ev = np.asarray(p_ev), np.asarray(y_ev)
+    nonphoto = np.zeros(len(p_ev), bool) if nonphoto_ev is None else np.asarray(nonphoto_ev, bool)
+
+    def share(hit, sel):
+        return float(hit[sel].mean()) if sel.any() else float("nan")
+
+    rows = []
+    for fpr, fnr in grid:
+        th = thresholds_at(p_cal, y_cal, fpr, fnr)
+        ai, real = verdict_hits(p_ev, th)
+        rows.append({
+            "fpr": fpr, "fnr": fnr, "low": th["low"], "high": th["high"],
+            "uncertain": share(~ai & ~real, np.ones(len(p_ev), bool)),
+            "ai_called_real": share(real, y_ev == 1), "real_called_ai": share(ai, y_ev == 0),
+            "nonphoto_n": int(nonphoto.sum()), "nonphoto_real": share(real, nonphoto),
+            "nonphoto_uncertain": share(~ai & ~real, nonphoto), "nonphoto_ai_generated": share(ai, nonphoto),
+        })
+    return rows

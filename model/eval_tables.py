@@ -44,6 +44,18 @@ def print_evaluation(title: str, result: dict, console: Console | None = None) -
             r.add_row(row["group"], "n/a" if row["auroc"] != row["auroc"] else f"{row['auroc']:.3f}", *cells)
         console.print(r)
         console.print("tiers: " + "; ".join(f"{k} = {v}" for k, v in result["tiers"].items()))
+    if result.get("operating_points"):
+        o = Table(title="threshold targets refitted on the calibration half: verdict shares on the scored half")
+        for col in ("fpr / fnr target", "low", "high", "uncertain", "AI called real", "real called AI",
+                    "non-photos real / uncertain / AI"):
+            o.add_column(col, justify="right")
+        for p in result["operating_points"]:
+            o.add_row(f"{p['fpr']:.0%} / {p['fnr']:.0%}" + (" (trained)" if p.get("trained") else ""),
+                      f"{p['low']:.3f}", f"{p['high']:.3f}", f"{p['uncertain']:.3f}", f"{p['ai_called_real']:.3f}",
+                      f"{p['real_called_ai']:.3f}",
+                      f"{p['nonphoto_real']:.2f} / {p['nonphoto_uncertain']:.2f} / {p['nonphoto_ai_generated']:.2f}"
+                      f" (n={p['nonphoto_n']})")
+        console.print(o)
     console.print(f"scored: {result['scored']}")
 
 

@@ -14,6 +14,8 @@ Robustness tiers (model.robustness: JPEG 60/75/95, downscale 0.75/0.5, crops of 
 re-render) score every image again after that transform, and report AUROC per tier and group and the
 drop against as stored. A separately rendered set of real non-photos (model.nonphoto, `eval` setting: other
 fonts, templates and tools than training's) gets its verdict shares as its own kind of real image.
+`operating_points` refits the thresholds on the calibration half at other error targets and reports the
+review queue and the errors each would give on the scored half (model.calibration.operating_points).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from model.bundle import DetectorBundle
+from model.calibration import OPERATING_GRID, operating_points, verdict_hits
 from model.manifest import Sample, read_manifest
 from model.metrics import binary_metrics, metrics_with_ci, per_source_metrics, rate_ci
 from model.preprocess import decode_image, encode_jpeg, fit_to_size
@@ -98,13 +101,6 @@ def group_metrics(probs, targets, masks, raw_probs=None, n_boot: int = N_BOOT, s
     return out
 
 
-def verdict_hits(probs: np.ndarray, thresholds: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(called ai_generated, called real) per image; the rest is uncertain."""
-    ai_hit = probs >= thresholds["high"]
-    real_hit = (probs < thresholds["low"]) & ~ai_hit if thresholds["low"] <= thresholds["high"] else ~ai_hit
-    return ai_hit, real_hit
-
-
 def real_kind_rates(probs, samples: list[Sample], thresholds: dict, n_boot: int = N_BOOT) -> dict[str, dict]:
     """Shares called ai_generated / real / uncertain on real non-photos and on unseen real-photo sources,
     pooled per kind and per source, each share with its bootstrap interval."""
@@ -133,6 +129,25 @@ def rendered_nonphoto_rates(bundle: DetectorBundle, samples: list[Sample], n_boo
     out = _shares(ai_hit, real_hit, n_boot)
     out["sources"] = {k: _shares(ai_hit[kinds == k], real_hit[kinds == k], n_boot) for k in sorted(set(kinds))}
     return out
+
+
+def band_choices(bundle: DetectorBundle, cal_images, cal_targets, probs, samples: list[Sample]) -> list[dict]:
+    """model.calibration.operating_points for this model: the band refitted on the calibration half for
+    each pair of targets, shares on the scored half; `trained` marks the targets the bundle was fitted with.
+    Empty where no calibration half was set apart (a split other than val) or it holds one label."""
+    if len(set(np.asarray(cal_targets).tolist())) < 2:
+        return []
+    from model.train import score_arrays
+
+    p_cal = bundle.calibrate(score_arrays(bundle, cal_images))
+    targets = np.array([s.target for s in samples])
+    src = np.array([s.source for s in samples])
+    nonphoto = (targets == 0) & np.isin(src, load_sources().nonphoto_real)
+    rows = operating_points(p_cal, cal_targets, probs, targets, nonphoto, OPERATING_GRID)
+    trained = (bundle.thresholds.get("fpr", 0.01), bundle.thresholds.get("fnr", 0.01))
+    for r in rows:
+        r["trained"] = bool(np.allclose((r["fpr"], r["fnr"]), trained))
+    return rows
 
 
 def tier_metrics(bundle, samples, targets, masks, base: dict, tiers, on_item=None) -> tuple[dict, dict]:
@@ -166,7 +181,7 @@ def evaluate_bundle(
     tiers: tuple[Tier, ...] = TIERS,
     nonphoto: list[Sample] | None = None,
 ) -> dict:
-    from model.plots import group_ci_plot, reliability_plot, roc_plot
+    from model.plots import group_ci_plot, operating_points_plot, reliability_plot, roc_plot
     from model.progress import task_bar
     from model.train import score_arrays
 
@@ -177,6 +192,7 @@ def evaluate_bundle(
         images = load_split(samples, bundle, on_item=tick)
     part, part_text = evaluation_part(samples, images, split)
     n_split = len(samples)
+    cal_images, cal_targets = images[~part], np.array([s.target for s, p in zip(samples, part, strict=True) if not p])
     samples, images = [s for s, p in zip(samples, part, strict=True) if p], images[part]
     targets = np.array([s.target for s in samples])
     sources = [s.source for s in samples]
@@ -191,6 +207,9 @@ def evaluate_bundle(
         groups = group_metrics(probs, targets, masks, sig, n_boot)
         tier_auroc, tier_drop = tier_metrics(bundle, samples, targets, masks, groups, tiers, tick)
     real_kinds = real_kind_rates(probs, samples, bundle.thresholds, n_boot)
+    with task_bar(progress, "refitting the band on the calibration half", 1) as tick:
+        points = band_choices(bundle, cal_images, cal_targets, probs, samples)
+        tick()
     if nonphoto:
         with task_bar(progress, "scoring rendered non-photos", 1) as tick:
             real_kinds[RENDERED_KIND] = rendered_nonphoto_rates(bundle, nonphoto, n_boot)
@@ -203,6 +222,8 @@ def evaluate_bundle(
     fn_rate = float((probs[targets == 1] < th["low"]).mean()) if (targets == 1).any() else float("nan")
     out_dir.mkdir(parents=True, exist_ok=True)
     roc_plot(probs, targets, sources, out_dir / "roc.png")
+    if points:
+        operating_points_plot(points, out_dir / "operating_points.png")
     reliability_plot(sig, probs, targets, out_dir / "reliability.png")
     group_ci_plot(groups, out_dir / "groups_ci.png")
     return {
@@ -227,6 +248,7 @@ def evaluate_bundle(
         "fp_rate_at_high": fp_rate,
         "fn_rate_below_low": fn_rate,
         "verdict_counts": {v: bundle.verdicts(probs).count(v) for v in ("real", "uncertain", "ai_generated")},
+        "operating_points": points,
         "bootstrap": {"resamples": n_boot, "seed": 0, "level": 0.95, "stratified_by": "label"},
     }
 
@@ -290,6 +312,8 @@ def log_to_mlflow(result: dict, plots_dir: Path | None = None) -> None:
     mlflow.log_table(pd.DataFrame(group_rows(result)), "evaluation/groups.json")
     mlflow.log_table(pd.DataFrame(real_kind_rows(result)), "evaluation/real_kinds.json")
     mlflow.log_table(pd.DataFrame(tier_rows(result)), "evaluation/robustness_tiers.json")
+    if result.get("operating_points"):
+        mlflow.log_table(pd.DataFrame(result["operating_points"]), "evaluation/operating_points.json")
     mlflow.log_param("scored", result["scored"][:480])
     mlflow.log_artifact(str(SOURCES_TABLE), "evaluation")
     for png in sorted(Path(plots_dir).glob("*.png")) if plots_dir else []:

@@ -85,3 +85,24 @@ def leave_out_plot(rows: list[dict], path: Path, title: str, key: str = "auroc",
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def operating_points_plot(rows: list[dict], path: Path) -> Path:
+    """The review queue against the errors it lets through, one bar group per pair of threshold targets:
+    what choosing other targets at training (`aidetect train --target-fpr/--target-fnr`) would do."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    x = np.arange(len(rows))
+    series = (("uncertain", "review queue (all images)"), ("nonphoto_uncertain", "real non-photos uncertain"),
+              ("ai_called_real", "AI called real"), ("real_called_ai", "real called AI"))
+    w = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        ax.bar(x + (i - 1.5) * w, np.nan_to_num([r[key] for r in rows]), w, label=label)
+    ax.set_xticks(x, [f"fpr {r['fpr']:.0%}\nfnr {r['fnr']:.0%}" + ("\n(trained)" if r.get("trained") else "")
+                      for r in rows])
+    ax.set(ylabel="share of images", ylim=(0, 1), title="threshold targets: review queue vs errors (scored half)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", lw=0.4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

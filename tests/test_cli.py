@@ -61,7 +61,8 @@ def test_unreachable_registry_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_train_and_evaluate_from_the_cli(tmp_path, manifest):
     home = str(tmp_path / "home")
-    r = run("train", "--home", home, "--per-group", "4", "--epochs", "1", "--manifest", str(manifest), timeout=600)
+    r = run("train", "--home", home, "--per-group", "4", "--epochs", "1", "--manifest", str(manifest),
+            "--target-fnr", "0.05", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '"model": "models:/aidetect/1"' in r.stdout
     r = run("evaluate", "--home", home, "--per-group", "3", "--out", str(tmp_path / "ev"), timeout=600)
@@ -69,6 +70,8 @@ def test_train_and_evaluate_from_the_cli(tmp_path, manifest):
     assert "production = version 1 (promoted now)" in r.stdout
     assert (tmp_path / "ev" / "roc.png").stat().st_size > 1000
     assert (tmp_path / "ev" / "reliability.png").is_file()
+    # The band was fitted at the targets given to train; evaluate sets them among the others.
+    assert "1% / 5% (trained)" in r.stdout and (tmp_path / "ev" / "operating_points.png").is_file()
 
 
 # --- one error handler at the root (aidetect/cli.py): a user error in any group is one line, a bug a traceback ---

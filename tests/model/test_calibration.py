@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from model.calibration import apply_calibrator, fit_calibrator, thresholds_at, verdict, verdicts
+from model.calibration import (
+    apply_calibrator,
+    fit_calibrator,
+    operating_points,
+    thresholds_at,
+    verdict,
+    verdict_hits,
+    verdicts,
+)
 from model.metrics import expected_calibration_error
 
 
@@ -69,3 +77,45 @@ def test_perfect_separation_gives_no_uncertain_band():
     t = np.r_[np.zeros(100, int), np.ones(100, int)]
     th = thresholds_at(s, t)
     assert "uncertain" not in verdicts(s, th)
+
+
+def _scored(n, seed):
+    rng = np.random.default_rng(seed)
+    t = np.r_[np.zeros(n, int), np.ones(n, int)]
+    return np.clip(np.r_[rng.beta(2, 4, n), rng.beta(4, 2, n)], 0, 1), t
+
+
+def test_verdict_hits_agree_with_verdict():
+    s, _ = _scored(200, 3)
+    for th in ({"low": 0.3, "high": 0.7}, {"low": 0.7, "high": 0.4}):
+        ai, real = verdict_hits(s, th)
+        expected = verdicts(s, th)
+        got = ["ai_generated" if a else "real" if r else "uncertain" for a, r in zip(ai, real, strict=True)]
+        assert got == expected
+
+
+def test_operating_points_trade_the_queue_for_errors_on_the_held_out_half():
+    p_cal, y_cal = _scored(1000, 1)
+    p_ev, y_ev = _scored(1000, 2)  # another draw: rates are measured where the band was not fitted
+    nonphoto = (y_ev == 0) & (np.arange(len(y_ev)) % 4 == 0)
+    grid = ((0.01, 0.01), (0.01, 0.05), (0.01, 0.10), (0.05, 0.10))
+    rows = operating_points(p_cal, y_cal, p_ev, y_ev, nonphoto, grid)
+    assert [(r["fpr"], r["fnr"]) for r in rows] == list(grid)
+    first = rows[0]
+    th = thresholds_at(p_cal, y_cal, 0.01, 0.01)
+    assert (first["low"], first["high"]) == (th["low"], th["high"])
+    v = np.array(verdicts(p_ev, th))
+    assert first["uncertain"] == pytest.approx((v == "uncertain").mean())
+    assert first["ai_called_real"] == pytest.approx((v[y_ev == 1] == "real").mean())
+    assert first["real_called_ai"] == pytest.approx((v[y_ev == 0] == "ai_generated").mean())
+    assert first["nonphoto_n"] == nonphoto.sum()
+    assert first["nonphoto_real"] == pytest.approx((v[nonphoto] == "real").mean())
+    # A looser fnr target calls more images real: a shorter queue, more AI images let through.
+    queue = [r["uncertain"] for r in rows]
+    assert queue == sorted(queue, reverse=True) and queue[0] > queue[-1]
+    assert rows[0]["ai_called_real"] < rows[2]["ai_called_real"]
+    assert rows[2]["real_called_ai"] < rows[3]["real_called_ai"]  # and a looser fpr, more real called AI
+    for r in rows:
+        assert r["nonphoto_real"] + r["nonphoto_uncertain"] + r["nonphoto_ai_generated"] == pytest.approx(1)
+    # Without non-photos in the scored half their shares are undefined, not zero.
+    assert np.isnan(operating_points(p_cal, y_cal, p_ev, y_ev, None, grid[:1])[0]["nonphoto_real"])

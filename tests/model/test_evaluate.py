@@ -80,10 +80,18 @@ def test_groups_intervals_held_out_half_and_real_kinds(tmp_path):
         for g, a in by_group.items():
             assert res["tier_auroc_drop"][tier][g] == pytest.approx(res["groups"][g]["auroc"] - a)
     assert set(res["worst_tier_drop"]) == set(res["groups"])
+    # The band refitted on the calibration half at other targets (this bundle's thresholds name none:
+    # training's defaults are marked as its own).
+    points = res["operating_points"]
+    assert len(points) >= 4 and sum(p["trained"] for p in points) == 1
+    for p in points:
+        assert 0 <= p["uncertain"] <= 1 and p["nonphoto_n"] == nonphoto["n"]
+    assert (tmp_path / "out" / "operating_points.png").is_file()
     # Another split is scored whole: nothing of it fitted calibration.
     test_m = tmp_path / "test.csv"
     test_m.write_text(manifest.read_text().replace(",val,", ",test,"))
-    assert evaluate_bundle(bundle, test_m, tmp_path / "o2", split="test", n_boot=50)["n"] == res["n_split"]
+    whole = evaluate_bundle(bundle, test_m, tmp_path / "o2", split="test", n_boot=50)
+    assert whole["n"] == res["n_split"] and whole["operating_points"] == []  # no calibration half to refit on
 
 
 def test_tables_print_groups_with_intervals_and_real_kinds(tmp_path):
@@ -101,9 +109,14 @@ def test_tables_print_groups_with_intervals_and_real_kinds(tmp_path):
               "groups_q60": {"overall": {"auroc": 0.8}, POOLED: {"auroc": 0.7}},
               "real_kinds": {"non-photo real": {**shares, "sources": {"memegen": shares}}},
               "tiers": {"jpeg75": "JPEG 75"}, "tier_auroc": {"jpeg75": {"overall": 0.83, POOLED: float("nan")}},
-              "tier_auroc_drop": {"jpeg75": {"overall": 0.02}}}
+              "tier_auroc_drop": {"jpeg75": {"overall": 0.02}},
+              "operating_points": [{"fpr": 0.01, "fnr": 0.05, "low": 0.2, "high": 0.9, "uncertain": 0.41,
+                                    "ai_called_real": 0.05, "real_called_ai": 0.01, "nonphoto_n": 7,
+                                    "nonphoto_real": 0.5, "nonphoto_uncertain": 0.4, "nonphoto_ai_generated": 0.1,
+                                    "trained": True}]}
     con = Console(width=200, record=True)
     print_evaluation("models:/aidetect/1", result, con)
     text = con.export_text()
     assert "0.850 [0.800, 0.900]" in text and "n/a" in text and "memegen" in text and "50 of 100 val" in text
     assert "robustness tiers" in text and "0.830 (+0.020)" in text and "jpeg75 = JPEG 75" in text
+    assert "1% / 5% (trained)" in text and "0.50 / 0.40 / 0.10 (n=7)" in text

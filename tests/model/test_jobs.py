@@ -42,6 +42,7 @@ def test_version_records_run_metrics_and_alias(tiny_model):
         "plots/roc.png",
         "plots/reliability.png",
         "plots/groups_ci.png",
+        "plots/operating_points.png",
     }
     # Groups with their intervals, as metrics and as a table; the family table travels with the run.
     assert {"val_group_overall_auroc", "val_group_overall_auroc_lo", "val_group_overall_auroc_hi"} <= set(
@@ -49,6 +50,10 @@ def test_version_records_run_metrics_and_alias(tiny_model):
     )
     evaluation = {a.path for a in client.list_artifacts(ev.info.run_id, "evaluation")}
     assert {"evaluation/groups.json", "evaluation/real_kinds.json", "evaluation/sources.yaml"} <= evaluation
+    # The queue at other threshold targets, the trained ones (training's defaults) marked.
+    assert "evaluation/operating_points.json" in evaluation
+    trained = [p for p in reports["evaluate"]["operating_points"] if p["trained"]]
+    assert [(p["fpr"], p["fnr"]) for p in trained] == [(0.01, 0.01)]
     assert "evaluation half" in ev.data.params["scored"]
     assert "val_q60_auroc" in ev.data.metrics
 
