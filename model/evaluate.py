@@ -131,20 +131,20 @@ def rendered_nonphoto_rates(bundle: DetectorBundle, samples: list[Sample], n_boo
     return out
 
 
-def band_choices(bundle: DetectorBundle, cal_images, cal_targets, probs, samples: list[Sample]) -> list[dict]:
+def band_choices(bundle: DetectorBundle, cal_images, cal_targets, probs, targets, nonphoto) -> list[dict]:
     """model.calibration.operating_points for this model: the band refitted on the calibration half for
-    each pair of targets, shares on the scored half; `trained` marks the targets the bundle was fitted with.
-    Empty where no calibration half was set apart (a split other than val) or it holds one label."""
+    each pair of targets, shares on the scored half (`nonphoto` masks its real non-photos); `trained` marks
+    the targets the bundle was fitted with. Empty where no calibration half was set apart (a split other
+    than val) or it holds one label."""
     if len(set(np.asarray(cal_targets).tolist())) < 2:
         return []
-    from model.train import score_arrays
+    from model.train import TrainConfig, score_arrays
 
     p_cal = bundle.calibrate(score_arrays(bundle, cal_images))
-    targets = np.array([s.target for s in samples])
-    src = np.array([s.source for s in samples])
-    nonphoto = (targets == 0) & np.isin(src, load_sources().nonphoto_real)
     rows = operating_points(p_cal, cal_targets, probs, targets, nonphoto, OPERATING_GRID)
-    trained = (bundle.thresholds.get("fpr", 0.01), bundle.thresholds.get("fnr", 0.01))
+    # Bundles fitted before the targets were recorded were fitted at training's defaults.
+    th = bundle.thresholds
+    trained = (th.get("fpr", TrainConfig.target_fpr), th.get("fnr", TrainConfig.target_fnr))
     for r in rows:
         r["trained"] = bool(np.allclose((r["fpr"], r["fnr"]), trained))
     return rows
@@ -208,7 +208,8 @@ def evaluate_bundle(
         tier_auroc, tier_drop = tier_metrics(bundle, samples, targets, masks, groups, tiers, tick)
     real_kinds = real_kind_rates(probs, samples, bundle.thresholds, n_boot)
     with task_bar(progress, "refitting the band on the calibration half", 1) as tick:
-        points = band_choices(bundle, cal_images, cal_targets, probs, samples)
+        nonphoto_real = (targets == 0) & np.isin(sources, load_sources().nonphoto_real)
+        points = band_choices(bundle, cal_images, cal_targets, probs, targets, nonphoto_real)
         tick()
     if nonphoto:
         with task_bar(progress, "scoring rendered non-photos", 1) as tick:

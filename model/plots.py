@@ -96,7 +96,7 @@ def operating_points_plot(rows: list[dict], path: Path) -> Path:
               ("ai_called_real", "AI called real"), ("real_called_ai", "real called AI"))
     w = 0.8 / len(series)
     for i, (key, label) in enumerate(series):
-        ax.bar(x + (i - 1.5) * w, np.nan_to_num([r[key] for r in rows]), w, label=label)
+        ax.bar(x + (i - (len(series) - 1) / 2) * w, np.nan_to_num([r[key] for r in rows]), w, label=label)
     ax.set_xticks(x, [f"fpr {r['fpr']:.0%}\nfnr {r['fnr']:.0%}" + ("\n(trained)" if r.get("trained") else "")
                       for r in rows])
     ax.set(ylabel="share of images", ylim=(0, 1), title="threshold targets: review queue vs errors (scored half)")
