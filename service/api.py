@@ -171,6 +171,7 @@ class DetectorAPI(ls.LitAPI):
         self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
         self.outbox = Outbox(outbox_path(self.settings))
         self.keeper = ReviewStore(open_review_objects(default_urls(self.settings)[1]), self.metrics)
+        self.keeper.warm()
 
     def decode_request(self, request):
         return decode(request, self.pre)

@@ -33,6 +33,7 @@ FIRST_WAIT_S, MAX_WAIT_S = 0.05, 0.4
 DOWN_S = 10.0
 # The worker's S3 client: a store that accepts the connection and then hangs costs one read timeout.
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 0.5, 2.0
+WARM_KEY = "warm-up"  # looked up, never written
 THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed"}
 
 
@@ -91,6 +92,19 @@ class ReviewStore:
             before_sleep=note,
             reraise=True,
         )
+
+    def warm(self) -> bool:
+        """One request before the first kept image, so that image's budget is not spent on the client's
+        first-request set-up (endpoint rules, credentials, the connection: over a second on a loaded machine).
+        Best effort: a store that is down now is said once, and each kept image still tries it."""
+        t = time.perf_counter()
+        try:
+            self.objects.exists(WARM_KEY)
+        except Exception as e:
+            log.warning("object store %s did not answer at start: %s; each kept image will try it", self.objects.url, e)
+            return False
+        log.info("object store %s answered in %.0f ms", self.objects.url, 1000 * (time.perf_counter() - t))
+        return True
 
     def keep(self, detection, data: bytes) -> bool:
         """Store a kept detection's bytes; on failure clear its kept_for_review (and phash) and say why."""

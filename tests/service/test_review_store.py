@@ -25,7 +25,7 @@ class FlakyFront:
     throttling store answers) or "drop" (the connection closed unanswered, as a store going down does)."""
 
     def __init__(self, upstream: str, fail: int, how: str = "503"):
-        self.fail, self.how, self.puts = fail, how, 0
+        self.fail, self.how, self.puts, self.heads = fail, how, 0, 0
         host, port = upstream.removeprefix("http://").split(":")
         front = self
 
@@ -37,6 +37,7 @@ class FlakyFront:
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                front.heads += self.command == "HEAD"
                 if self.command == "PUT" and self.path.count("/") > 1:  # an object, not the bucket
                     front.puts += 1
                     if front.puts <= front.fail:
@@ -159,6 +160,22 @@ def test_a_refusal_that_will_not_heal_is_not_retried(front, make_detection):
     keeper = ReviewStore(open_review_objects("s3://no-such-bucket"), metrics())
     assert keeper.keep(d, data) is False
     assert flaky.puts == 1 and not d.kept_for_review
+
+
+@pytest.mark.slow
+def test_warming_asks_the_store_once_and_a_store_that_is_down_only_says_so(front, make_detection, caplog, monkeypatch):
+    flaky, _ = front(fail=0)
+    keeper = ReviewStore(open_review_objects(f"s3://{BUCKET}"), metrics())
+    assert keeper.warm() is True and flaky.heads == 1 and flaky.puts == 0  # looked up, nothing written
+    d, data = kept_detection(make_detection, seed=19)
+    assert keeper.keep(d, data) is True
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    down = ReviewStore(open_review_objects(f"s3://{BUCKET}"), metrics())
+    with caplog.at_level(logging.WARNING, logger="service.review_store"):
+        assert down.warm() is False
+    assert any("did not answer at start" in r.message for r in caplog.records)
+    assert time.monotonic() >= down._down_until  # not marked down: the first kept image gets every try
 
 
 def test_a_local_store_keeps_the_bytes(tmp_path, make_detection):
