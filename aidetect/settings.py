@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(default=600, description="requests per API key (or client) per minute")
     max_images_per_request: int = Field(default=16, description="most images one POST /v1/detect/batch takes")
+    outbox_max_records: int = Field(
+        default=1_000_000,
+        description="detect answers 503 while this many records wait in the local outbox for the database "
+        "(under 1 KB each); 0 = no limit",
+    )
     cors_origins: list[str] = Field(default=[], description="origins allowed by CORS; [] = same origin only")
     review_retention_days: float = Field(default=30, description="unlabelled kept review images live this long")
     moderator_header: str | None = Field(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from model.etl.store import StoreError
 from model.preprocess import ALLOWED_FORMATS, ImageError
+from service.backpressure import OutboxRoom
 from service.body import read_image, read_images
 from service.detection import Detection
 from service.idempotency import REPLAYED, IdempotencyKey, KeyReused, check_key
@@ -68,6 +69,14 @@ ERRORS = {
         422: "an image that does not decode",
         429: "rate limit; see Retry-After",
     }.items()
+}
+DETECT_ERRORS = {
+    **ERRORS,
+    503: {
+        "model": ErrorOut,
+        "description": "busy: uploads in flight fill the memory budget, or the records database has been down so "
+        "long that this server's outbox is full; see Retry-After",
+    },
 }
 
 
@@ -208,13 +217,14 @@ def build_router(server, lit_api, state) -> APIRouter:
     collector = StateCollector(
         queue_size=lambda: state.records.get().queue_size(),
         drift_file=state.drift_file,
-        outbox_size=state.outbox.__len__,
+        outbox_size=state.outbox.backlog,
         drift_stored=lambda: state.records.get().latest_drift_report(),
     )
     router = APIRouter()
 
     cascade = Cascade(settings, state.outbox)
     guard = Depends(caller(state))
+    room = Depends(OutboxRoom(state.outbox, settings.outbox_max_records))
 
     async def submit(data: bytes, key_id: str | None):
         fast = await to_worker({"data": data, "key_id": key_id})
@@ -224,9 +234,9 @@ def build_router(server, lit_api, state) -> APIRouter:
         "/v1/detect",
         response_model=Detection,
         response_model_exclude_unset=True,  # cascade fields appear only when the cascade ran
-        responses=ERRORS,
+        responses=DETECT_ERRORS,
         openapi_extra=image_body(),
-        dependencies=[guard],
+        dependencies=[guard, room],
         summary="Score one image: raw body, multipart field `image`, or JSON image_b64",
     )
     async def detect(request: Request):
@@ -240,9 +250,9 @@ def build_router(server, lit_api, state) -> APIRouter:
         "/v1/detect/batch",
         response_model=BatchOut,
         response_model_exclude_unset=True,
-        responses=ERRORS,
+        responses=DETECT_ERRORS,
         openapi_extra=batch_body(settings.max_images_per_request),
-        dependencies=[guard],
+        dependencies=[guard, room],
         summary=f"Score up to {settings.max_images_per_request} images (multipart field `images`, repeated)",
     )
     async def detect_batch(request: Request):

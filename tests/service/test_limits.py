@@ -45,13 +45,17 @@ def add_key(records: Records) -> str:
     return secret
 
 
-def add_detection(records: Records) -> str:
+def a_detection():
     from service.detection import Detection, ImageFacts, ModelRef, Provenance
 
-    det = Detection(
+    return Detection(
         id=str(uuid.uuid4()), score=0.5, verdict="uncertain", model=ModelRef(name="aidetect", version="1"),
         provenance=Provenance(), image=ImageFacts(sha256="ab" * 32, width=8, height=8), kept_for_review=False,
     )  # fmt: skip
+
+
+def add_detection(records: Records) -> str:
+    det = a_detection()
     records.apply_outbox([det])
     return det.id
 
@@ -272,3 +276,42 @@ async def test_image_uploads_in_flight_are_capped_at_one_worst_case_batch(tmp_pa
         files = [("images", ("c.png", b"y" * 1500, "image/png")), ("images", ("d.png", b"z" * 1500, "image/png"))]
         again = await c.post("/v1/detect/batch", files=files)  # the reservation was given back
         assert again.status_code == 200 and [r["status"] for r in again.json()["results"]] == [413, 413]
+
+
+async def test_a_full_outbox_refuses_new_images_until_the_database_takes_them(tmp_path, monkeypatch, caplog):
+    """While the records database is down, detections wait in the outbox; past its limit the detect routes
+    answer 503 with Retry-After instead of growing it until the disk is full, and take images again once
+    it drains."""
+    import logging
+
+    from service import backpressure
+    from service.api import outbox_path
+    from service.outbox import Outbox
+
+    monkeypatch.setattr(backpressure, "RECHECK_S", 0.0)  # each request reads the backlog
+    app, _, records = make(tmp_path, outbox_max_records=3)
+    box = Outbox(outbox_path(Settings(home=tmp_path)))
+    ids = []
+
+    def waiting(n: int) -> None:
+        for _ in range(n):
+            det = a_detection()
+            box.append([det])
+            ids.append(det.id)
+
+    waiting(3)
+    async with client(app) as c:
+        with caplog.at_level(logging.ERROR, logger="service.backpressure"):
+            r = await c.post("/v1/detect", content=b"\xff\xd8 not read", headers={"Content-Type": "image/jpeg"})
+            batch = await c.post("/v1/detect/batch", files=[("images", ("a.png", b"x", "image/png"))])
+        assert r.status_code == 503 and r.headers["retry-after"] == str(backpressure.RETRY_AFTER_S)
+        assert "3 detection records are waiting" in r.json()["detail"] and "limit 3" in r.json()["detail"]
+        assert batch.status_code == 503
+        assert sum("refusing new images" in m.message for m in caplog.records) == 1  # said once, not per request
+        assert (await c.get("/openapi.json")).json()["paths"]["/v1/detect"]["post"]["responses"]["503"]
+        box.drain(records.apply_outbox)  # the database took them: nothing was lost
+        assert box.backlog() == 0 and all(records.get_detection(i) for i in ids)
+        # Past the check: the JSON without an image is refused by the route itself, not by the outbox.
+        r = await c.post("/v1/detect", json={})
+        assert r.status_code in (400, 422) and "waiting" not in r.json()["detail"]
+
