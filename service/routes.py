@@ -74,8 +74,8 @@ DETECT_ERRORS = {
     **ERRORS,
     503: {
         "model": ErrorOut,
-        "description": "busy: uploads in flight fill the memory budget, or the records database has been down so "
-        "long that this server's outbox is full; see Retry-After",
+        "description": "busy: uploads in flight fill the memory budget, the records database is down (a key not "
+        "seen before cannot be checked, or the outbox is full); see Retry-After",
     },
 }
 

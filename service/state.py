@@ -26,14 +26,21 @@ log = logging.getLogger(__name__)
 MIN_REFRESH_S = 0.5  # unknown key ids trigger a refresh at most this often (no database hammering by guessers)
 
 
+class KeysUnavailable(Exception):
+    """A key this process has never seen, while the database that would know it cannot be read."""
+
+
 class KeyCache:
     """API keys as last read from the database, refreshed every `ttl` seconds; while the database is down
-    the last good copy keeps detection working (revocations then wait for it to return)."""
+    the last good copy keeps detection working (revocations then wait for it to return). A key missing from
+    that copy is then unknown, not invalid: check() raises KeysUnavailable, so a replica that started during
+    an outage, or a key made just before it, is told to retry rather than that the key is revoked."""
 
     def __init__(self, load, ttl: float = 2.0):
         self.load, self.ttl = load, ttl
         self._keys: dict[str, KeyRow] | None = None
         self._at = 0.0
+        self.failing = False  # the last read of the database failed
         self._lock = threading.Lock()
 
     def keys(self) -> dict[str, KeyRow] | None:
@@ -41,8 +48,10 @@ class KeyCache:
             if self._keys is None or time.monotonic() - self._at > self.ttl:
                 try:
                     self._keys = {k.id: k for k in self.load()}
+                    self.failing = False
                 except Exception as e:
                     log.warning("cannot refresh API keys (using the last copy): %s", e)
+                    self.failing = True
                 self._at = time.monotonic()
             return self._keys
 
@@ -54,12 +63,11 @@ class KeyCache:
                 self._at = 0.0
             keys = self.keys() or {}
         row = keys.get(key_id) if key_id else None
+        if row is None and key_id and self.failing:
+            raise KeysUnavailable(key_id)
         if row is None or row.revoked or not key_matches(secret, row.key_hash):
             return None
         return row
-
-    def any_active(self) -> bool:
-        return any(not k.revoked for k in (self.keys() or {}).values())
 
 
 def session_secret(settings: Settings) -> bytes:

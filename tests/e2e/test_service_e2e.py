@@ -213,6 +213,9 @@ def _png(seed: int) -> bytes:
 
 def test_database_down_detection_continues_into_the_outbox_and_feedback_is_503(secure_server, images):
     url, headers = secure_server.url, auth(secure_server)
+    # The key is read once while the database is up: its last copy is what lets detection go on without it
+    # (a key never read answers 503, tests/service/test_middleware.py).
+    assert httpx.post(f"{url}/v1/detect", content=_png(99), headers=headers, timeout=60).status_code == 200
     secure_server.pg_ctl("stop")
     try:
         ids = []

@@ -25,11 +25,12 @@ def anyio_backend():
 class FakeState:
     def __init__(self, settings, keys):
         self.settings = settings
-        self.keys = KeyCache(lambda: keys, ttl=0)
+        self.keys = KeyCache(keys if callable(keys) else lambda: keys, ttl=0)
         self.limiter = RateLimiter()
 
 
-def make_app(settings: Settings, keys: list[KeyRow]):
+def make_app(settings: Settings, keys):
+    """`keys`: the rows the database holds, or a function that reads them (and may raise, as a database down)."""
     app = FastAPI()
     guard = Depends(caller(FakeState(settings, keys)))
 
@@ -72,6 +73,35 @@ async def test_required_auth_refuses_missing_wrong_and_revoked_keys(key, tmp_pat
         ok = await c.post("/v1/detect", headers={"Authorization": f"Bearer {secret}"})
         assert ok.status_code == 200 and ok.json() == {"key_id": row.id, "who": f"key:{row.id}"}
         assert (await c.get("/other")).status_code != 401  # probes and the page are not /v1/
+
+
+async def test_a_key_that_cannot_be_checked_while_the_database_is_down_is_503_not_401(key, tmp_path):
+    secret, row = key
+    revoked_id, revoked_secret = new_key()
+    db = {"up": True, "rows": [row, KeyRow(revoked_id, "old", hash_key(revoked_secret), None, True)]}
+
+    def read():
+        if not db["up"]:
+            raise ConnectionError("connection refused")
+        return db["rows"]
+
+    app = make_app(Settings(home=tmp_path, auth_required=True, rate_limit_per_minute=1000), read)
+    unseen_id, unseen_secret = new_key()
+    async with client(app) as c:
+        assert (await c.post("/v1/detect", headers={"X-API-Key": secret})).status_code == 200
+        db["up"] = False
+        # The last copy still decides for the keys it holds: valid, revoked, or the wrong secret.
+        assert (await c.post("/v1/detect", headers={"X-API-Key": secret})).status_code == 200
+        assert (await c.post("/v1/detect", headers={"X-API-Key": revoked_secret})).status_code == 401
+        assert (await c.post("/v1/detect", headers={"X-API-Key": secret[:-2] + "zz"})).status_code == 401
+        assert (await c.post("/v1/detect")).status_code == 401  # no key at all is never a database question
+        # A key it has never seen may be one made just before the outage: retry, not "invalid".
+        r = await c.post("/v1/detect", headers={"X-API-Key": unseen_secret})
+        assert r.status_code == 503 and "unavailable" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+        db["up"] = True
+        assert (await c.post("/v1/detect", headers={"X-API-Key": unseen_secret})).status_code == 401
+        db["rows"] = [*db["rows"], KeyRow(unseen_id, "new", hash_key(unseen_secret), None, False)]
+        assert (await c.post("/v1/detect", headers={"X-API-Key": unseen_secret})).status_code == 200
 
 
 async def test_open_mode_serves_without_key_but_still_checks_a_sent_one(key, tmp_path):
