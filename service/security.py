@@ -41,8 +41,11 @@ def caller(state):
         secret = (credentials.credentials.strip() if credentials else "") or (header_key or "").strip() or None
         key_id, rate = None, settings.rate_limit_per_minute
         if secret is not None:
+            keys = state.keys
             try:
-                row = state.keys.check(secret)
+                decided, row = keys.from_memory(secret)
+                if not decided:
+                    row = await asyncio.to_thread(keys.check, secret)
             except KeysUnavailable:
                 raise HTTPException(
                     503,

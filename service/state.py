@@ -55,6 +55,16 @@ class KeyCache:
                 self._at = time.monotonic()
             return self._keys
 
+    def from_memory(self, secret: str) -> tuple[bool, KeyRow | None]:
+        """(True, check's answer) when the fresh copy holds the key; else (False, None): check() must read the
+        database. The event loop takes the first answer itself and calls check() in a thread, so that a
+        database slow to answer (or to refuse) holds up that request, not every request of the process."""
+        key_id = parse_key(secret)
+        with self._lock:
+            if self._keys is None or time.monotonic() - self._at > self.ttl or key_id not in self._keys:
+                return False, None
+            return True, _valid(self._keys[key_id], secret)
+
     def check(self, secret: str) -> KeyRow | None:
         key_id = parse_key(secret)
         keys = self.keys() or {}
@@ -65,9 +75,11 @@ class KeyCache:
         row = keys.get(key_id) if key_id else None
         if row is None and key_id and self.failing:
             raise KeysUnavailable(key_id)
-        if row is None or row.revoked or not key_matches(secret, row.key_hash):
-            return None
-        return row
+        return _valid(row, secret)
+
+
+def _valid(row: KeyRow | None, secret: str) -> KeyRow | None:
+    return None if row is None or row.revoked or not key_matches(secret, row.key_hash) else row
 
 
 def session_secret(settings: Settings) -> bytes:

@@ -131,6 +131,9 @@ class Snapshot(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+CONNECT_TIMEOUT_S = 5
+
+
 def connect(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so a reader never blocks ingest."""
     if url.startswith("sqlite"):
@@ -145,7 +148,9 @@ def connect(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(_with_driver(url), pool_pre_ping=True)
+    # libpq waits for a host that does not answer as long as TCP does (minutes): a partitioned database
+    # should fail a request in seconds, and let the outbox and the last key copy carry on.
+    return create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 def _with_driver(url: str) -> str:

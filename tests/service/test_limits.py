@@ -315,3 +315,55 @@ async def test_a_full_outbox_refuses_new_images_until_the_database_takes_them(tm
         r = await c.post("/v1/detect", json={})
         assert r.status_code in (400, 422) and "waiting" not in r.json()["detail"]
 
+
+
+class SilentDatabase:
+    """A TCP port that accepts connections and never says a word, as a database behind a partition or
+    a hung server does (a stopped one refuses at once, which is the easy case)."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+async def test_a_database_that_never_answers_holds_up_only_the_request_that_reads_it(tmp_path, monkeypatch):
+    """A key check that must read the database waits in a thread, bounded by the connect timeout, and says
+    503; meanwhile the process answers everything else."""
+    import asyncio
+
+    from model.etl import db
+
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT_S", 2)
+    silent = SilentDatabase()
+    try:
+        settings = Settings(
+            home=tmp_path, auth_required=True, store_url=f"postgresql://u:p@127.0.0.1:{silent.port}/aidetect"
+        )
+        app = build_server(settings).app
+        async with client(app) as c:
+            keyed = asyncio.create_task(c.post("/v1/detect", content=b"x", headers={"X-API-Key": new_key()[1]}))
+            await asyncio.sleep(0.3)  # the key check is now waiting on the silent database
+            assert (await c.get("/livez")).status_code == 200
+            assert not keyed.done()  # /livez was answered while the check waited, not after it
+            r = await asyncio.wait_for(keyed, 60)  # libpq alone would wait for TCP, minutes
+        assert r.status_code == 503 and "unavailable" in r.json()["detail"] and r.headers["retry-after"]
+        assert silent.held  # it did try the database
+    finally:
+        silent.close()
