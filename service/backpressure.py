@@ -35,7 +35,10 @@ class OutboxRoom:
     async def backlog(self) -> int:
         if time.monotonic() - self._read_at >= RECHECK_S:
             self._read_at = time.monotonic()
-            self._backlog = await asyncio.to_thread(self.outbox.backlog)
+            try:
+                self._backlog = await asyncio.to_thread(self.outbox.backlog)
+            except Exception as e:  # an unreadable outbox is the worker's to report; this check does not fail detects
+                log.warning("cannot read the outbox backlog of %s: %s", self.outbox.path, e)
         return self._backlog
 
     async def __call__(self) -> None:

@@ -317,6 +317,26 @@ async def test_a_full_outbox_refuses_new_images_until_the_database_takes_them(tm
 
 
 
+async def test_an_outbox_whose_backlog_cannot_be_read_refuses_nothing(tmp_path, monkeypatch, caplog):
+    import logging
+    import sqlite3
+
+    from service import backpressure
+    from service.outbox import Outbox
+
+    def unreadable(self):
+        raise sqlite3.DatabaseError("file is not a database")
+
+    monkeypatch.setattr(backpressure, "RECHECK_S", 0.0)
+    monkeypatch.setattr(Outbox, "backlog", unreadable)
+    app, _, _ = make(tmp_path, outbox_max_records=1)
+    async with client(app) as c:
+        with caplog.at_level(logging.WARNING, logger="service.backpressure"):
+            r = await c.post("/v1/detect", json={})
+    assert r.status_code in (400, 422)  # the route's own answer: the check let it through, and did not fail
+    assert any("cannot read the outbox backlog" in m.message for m in caplog.records)
+
+
 class SilentDatabase:
     """A TCP port that accepts connections and never says a word, as a database behind a partition or
     a hung server does (a stopped one refuses at once, which is the easy case)."""
