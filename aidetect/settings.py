@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     outbox_max_records: int = Field(
         default=1_000_000,
         description="detect answers 503 while this many records wait in the local outbox for the database "
-        "(under 1 KB each); 0 = no limit",
+        "(about 1 KB each); 0 = no limit",
     )
     cors_origins: list[str] = Field(default=[], description="origins allowed by CORS; [] = same origin only")
     review_retention_days: float = Field(default=30, description="unlabelled kept review images live this long")

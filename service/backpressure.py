@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 RECHECK_S = 1.0
 RETRY_AFTER_S = 30
+# What one waiting record may take on disk, for sizing the limit against a volume: typical records are
+# 0.5-1 KB of JSON; a signed C2PA summary (up to 20 actions and agents) makes them about 2 KB.
+RECORD_BYTES = 2048
 
 
 class OutboxRoom:

@@ -70,6 +70,22 @@ def test_worst_case_batch_fits_the_pod_memory_limit_with_headroom(overlays, env)
     assert b["inputs"]["max_bytes"] < 20 * 2**20 and b["inputs"]["images_per_request"] < 16
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_full_outbox_fits_the_home_volume_with_room_to_spare(overlays, env):
+    """Records pile up in the outbox under AIDETECT_HOME while the database is down: at its limit they
+    must fill at most half the volume, or the kubelet evicts the pod (and its records) before the 503s."""
+    from aidetect.settings import Settings
+    from service.backpressure import RECORD_BYTES
+
+    env_vars, _ = container_env(overlays[env], "detector-cpu")
+    limit = int(env_vars.get("AIDETECT_OUTBOX_MAX_RECORDS", Settings.model_fields["outbox_max_records"].default))
+    pod = one(overlays[env], "Deployment", "detector-cpu")["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == env_vars["AIDETECT_HOME"])
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert 0 < limit, f"{env}: the outbox must be bounded in the deployment"
+    assert limit * RECORD_BYTES / 2**20 <= mib(volume["emptyDir"]["sizeLimit"]) / 2
+
+
 def test_docs_show_the_arithmetic_for_production(overlays):
     docs = (REPO / "docs" / "api.md").read_text()
     table = budget_markdown(deployed_budget(overlays["production"]))
