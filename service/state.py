@@ -31,29 +31,55 @@ class KeysUnavailable(Exception):
 
 
 class KeyCache:
-    """API keys as last read from the database, refreshed every `ttl` seconds; while the database is down
-    the last good copy keeps detection working (revocations then wait for it to return). A key missing from
-    that copy is then unknown, not invalid: check() raises KeysUnavailable, so a replica that started during
-    an outage, or a key made just before it, is told to retry rather than that the key is revoked."""
+    """API keys as last read from the database. A refresher thread (refresh_forever, started with the other
+    background work) reads them every ttl/2, so checks answer from memory and a revocation holds within
+    about `ttl` seconds; a copy older than `ttl` is read again by the check that finds it (in a thread: see
+    from_memory). While the database is down the last good copy keeps detection working (revocations then
+    wait for it to return). A key missing from that copy is then unknown, not invalid: check() raises
+    KeysUnavailable, so a replica that started during an outage, or a key made just before it, is told to
+    retry rather than that the key is revoked."""
 
     def __init__(self, load, ttl: float = 2.0):
         self.load, self.ttl = load, ttl
         self._keys: dict[str, KeyRow] | None = None
         self._at = 0.0
         self.failing = False  # the last read of the database failed
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the copy; never held while the database is read
+        self._reading = threading.Lock()  # one read at a time
+
+    def _fresh(self) -> bool:
+        return self._keys is not None and time.monotonic() - self._at <= self.ttl
+
+    def refresh(self, force: bool = True) -> dict[str, KeyRow] | None:
+        """Read the keys now (unless `force` is off and another read just made the copy fresh); on failure
+        keep the last copy, and say so once per outage."""
+        with self._reading:
+            if not force and self._fresh():
+                return self._keys
+            try:
+                rows = {k.id: k for k in self.load()}
+            except Exception as e:
+                if not self.failing:
+                    log.warning("cannot read API keys (answering from the last copy until it returns): %s", e)
+                with self._lock:
+                    self.failing, self._at = True, time.monotonic()
+                return self._keys
+            if self.failing:
+                log.warning("API keys can be read again")
+            with self._lock:
+                self._keys, self._at, self.failing = rows, time.monotonic(), False
+            return rows
+
+    def refresh_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.wait(self.ttl / 2):
+            self.refresh()
 
     def keys(self) -> dict[str, KeyRow] | None:
         with self._lock:
-            if self._keys is None or time.monotonic() - self._at > self.ttl:
-                try:
-                    self._keys = {k.id: k for k in self.load()}
-                    self.failing = False
-                except Exception as e:
-                    log.warning("cannot refresh API keys (using the last copy): %s", e)
-                    self.failing = True
-                self._at = time.monotonic()
-            return self._keys
+            if self._fresh():
+                return self._keys
+        return self.refresh(force=False)
 
     def from_memory(self, secret: str) -> tuple[bool, KeyRow | None]:
         """(True, check's answer) when the fresh copy holds the key; else (False, None): check() must read the
@@ -61,7 +87,7 @@ class KeyCache:
         database slow to answer (or to refuse) holds up that request, not every request of the process."""
         key_id = parse_key(secret)
         with self._lock:
-            if self._keys is None or time.monotonic() - self._at > self.ttl or key_id not in self._keys:
+            if not self._fresh() or key_id not in self._keys:
                 return False, None
             return True, _valid(self._keys[key_id], secret)
 
@@ -69,9 +95,7 @@ class KeyCache:
         key_id = parse_key(secret)
         keys = self.keys() or {}
         if key_id and key_id not in keys and time.monotonic() - self._at > MIN_REFRESH_S:
-            with self._lock:  # a key made a moment ago: look again rather than wait for the next refresh
-                self._at = 0.0
-            keys = self.keys() or {}
+            keys = self.refresh() or {}  # a key made a moment ago: look again rather than wait for the refresher
         row = keys.get(key_id) if key_id else None
         if row is None and key_id and self.failing:
             raise KeysUnavailable(key_id)
@@ -108,8 +132,8 @@ class ServiceState:
         self._background_pid: int | None = None
 
     def ensure_background(self) -> None:
-        """Start the outbox flusher and the retention pass in this process, once. Called on every request
-        (the readiness probe included), because LitServe forks the HTTP process after build time."""
+        """Start the outbox flusher, the key refresher and the retention pass in this process, once. Called on
+        every request (the readiness probe included), because LitServe forks the HTTP process after build time."""
         if self._background_pid == os.getpid():
             return
         self._background_pid = os.getpid()
@@ -117,6 +141,7 @@ class ServiceState:
         from service.outbox import Flusher
 
         self.flusher = Flusher(self.outbox, LazyRecords(self.settings).apply_outbox).start()
+        threading.Thread(target=self.keys.refresh_forever, name="api-keys", daemon=True).start()
         threading.Thread(
             target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
         ).start()
