@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from model.etl.store import StoreError
 from service.auth import read_session, sign_session, verify_password
 from service.idempotency import HEADER, REPLAYED, KeyReused, check_key
+from service.ratelimit import take_async
 from service.records import NotFound
 
 COOKIE = "aidetect_session"
@@ -100,10 +101,7 @@ def build_moderator_router(state) -> APIRouter:
             (f"login-client:{client}", settings.login_attempts_per_client, "from your address"),
             (f"login-account:{name}", settings.login_attempts_per_account, "for this account"),
         ):
-            if getattr(state.limiter, "blocking", False):
-                wait = await asyncio.to_thread(state.limiter.take, who, rate)
-            else:
-                wait = state.limiter.take(who, rate)
+            wait = await take_async(state.limiter, who, rate)
             if wait > 0:
                 retry = max(1, math.ceil(wait))
                 message = f"Too many sign-in attempts {what}; retry in {retry} s."

@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from service.ratelimit import take_async
 from service.state import KeysUnavailable
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer aid_...`")
@@ -64,10 +65,7 @@ def caller(state):
             )
         else:
             who = f"client:{request.client.host if request.client else '?'}"
-        take = state.limiter.take
-        # The shared limiter asks the database; the event loop must not wait on it.
-        blocking = getattr(state.limiter, "blocking", False)
-        wait = await asyncio.to_thread(take, who, rate) if blocking else take(who, rate)
+        wait = await take_async(state.limiter, who, rate)  # the shared limiter's database: in a thread, bounded
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
             raise HTTPException(

@@ -76,3 +76,50 @@ def test_the_embedded_store_keeps_buckets_in_the_process(tmp_path, migrated):
     assert type(limiter_for(Settings(home=tmp_path), records=None)) is RateLimiter
     shared = limiter_for(Settings(home=tmp_path, store_url=migrated), records=None)
     assert isinstance(shared, SharedRateLimiter)
+
+
+@pytest.mark.timeout(120)  # a regression waits on the frozen backend: fail in minutes, not at the suite's limit
+def test_a_database_that_stops_answering_holds_one_thread_and_no_request(migrated):
+    """A partition, or a hung server, leaves a pooled connection waiting on TCP for minutes: here the
+    backend process behind the pool's connection is frozen (SIGSTOP). The first take waits SLOW_S and is
+    answered by the process's buckets; the ones behind it do not ask the database at all; once it
+    answers again the shared buckets are back."""
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from service import ratelimit
+
+    def run(coro):  # not asyncio.run: that joins the executor's threads, the frozen one among them
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+
+    engine, asked = _engine(migrated), []
+    limiter = SharedRateLimiter(lambda: asked.append(1) or engine)
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()  # the pool's one connection
+    assert run(ratelimit.take_async(limiter, "key:frozen", 600)) == 0.0 and len(asked) == 1
+
+    async def many(n: int) -> list[float]:
+        return [await ratelimit.take_async(limiter, "key:frozen", 600) for _ in range(n)]
+
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        waits = run(many(20))
+        took = time.monotonic() - t0
+        assert waits == [0.0] * 20  # answered, by the process's own buckets
+        assert len(asked) == 2  # one take went to the database and is still waiting; none other asked
+        assert limiter.stalled()
+        assert took < 20 * ratelimit.SLOW_S  # not every request waited for it
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while limiter.stalled():  # the waiting take gets its answer
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run(ratelimit.take_async(limiter, "key:frozen", 600)) == 0.0 and len(asked) == 3
