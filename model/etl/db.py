@@ -132,6 +132,14 @@ class Snapshot(Base):
 
 
 CONNECT_TIMEOUT_S = 5
+PARTITION_BOUNDS = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,  # an idle pooled connection to a vanished host is found dead within ~25 s ...
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ... and one whose query goes unacknowledged, within 30 s (ms)
+}
 
 
 def connect(url: str) -> Engine:
@@ -148,9 +156,11 @@ def connect(url: str) -> Engine:
             cur.close()
 
         return engine
-    # libpq waits for a host that does not answer as long as TCP does (minutes): a partitioned database
-    # should fail a request in seconds, and let the outbox and the last key copy carry on.
-    return create_engine(_with_driver(url), pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    # libpq waits for a host that does not answer as long as TCP does (minutes to connect, about 15 minutes
+    # on a connection already open): a partitioned database should fail a request in seconds to tens of
+    # seconds, and let the outbox and the last key copy carry on. (The rate limiter does not wait even that
+    # long: service/ratelimit.py.)
+    return create_engine(_with_driver(url), pool_pre_ping=True, connect_args=dict(PARTITION_BOUNDS))
 
 
 def _with_driver(url: str) -> str:

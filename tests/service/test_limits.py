@@ -370,7 +370,7 @@ async def test_a_database_that_never_answers_holds_up_only_the_request_that_read
 
     from model.etl import db
 
-    monkeypatch.setattr(db, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setitem(db.PARTITION_BOUNDS, "connect_timeout", 2)
     silent = SilentDatabase()
     try:
         settings = Settings(

@@ -70,3 +70,14 @@ def test_alembic_command_line_with_its_own_ini(tmp_path):
     engine = connect(f"sqlite:///{db}")
     assert "sightings" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_postgres_connections_carry_the_partition_bounds(pg_url):
+    """What libpq was actually given: without them a vanished database holds a request for minutes."""
+    from model.etl.db import PARTITION_BOUNDS
+
+    engine = connect(pg_url)
+    with engine.connect() as conn:
+        dsn = conn.connection.dbapi_connection.get_dsn_parameters()
+    engine.dispose()
+    assert {k: dsn.get(k) for k in PARTITION_BOUNDS} == {k: str(v) for k, v in PARTITION_BOUNDS.items()}
