@@ -7,6 +7,7 @@ first use, so every process gets connections of its own.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import threading
@@ -46,16 +47,18 @@ class KeyCache:
         self.failing = False  # the last read of the database failed
         self._lock = threading.Lock()  # guards the copy; never held while the database is read
         self._reading = threading.Lock()  # one read at a time
+        self._read_began = -math.inf
 
     def _fresh(self) -> bool:
         return self._keys is not None and time.monotonic() - self._at <= self.ttl
 
-    def refresh(self, force: bool = True) -> dict[str, KeyRow] | None:
-        """Read the keys now (unless `force` is off and another read just made the copy fresh); on failure
-        keep the last copy, and say so once per outage."""
+    def refresh(self, since: float | None = None) -> dict[str, KeyRow] | None:
+        """Read the keys now, unless a read that began at or after `since` has finished meanwhile (its copy is
+        then new enough); on failure keep the last copy, and say so once per outage."""
         with self._reading:
-            if not force and self._fresh():
+            if since is not None and self._read_began >= since:
                 return self._keys
+            self._read_began = time.monotonic()
             try:
                 rows = {k.id: k for k in self.load()}
             except Exception as e:
@@ -79,7 +82,7 @@ class KeyCache:
         with self._lock:
             if self._fresh():
                 return self._keys
-        return self.refresh(force=False)
+        return self.refresh(since=time.monotonic() - self.ttl)
 
     def from_memory(self, secret: str) -> tuple[bool, KeyRow | None]:
         """(True, check's answer) when the fresh copy holds the key; else (False, None): check() must read the
@@ -92,10 +95,15 @@ class KeyCache:
             return True, _valid(self._keys[key_id], secret)
 
     def check(self, secret: str) -> KeyRow | None:
+        """What the database says of `secret`, reading it again for a key the copy lacks (one made a moment
+        ago): after a read that began after this call, waiting so that reads stay MIN_REFRESH_S apart, so
+        guessers cost the database at most one read per MIN_REFRESH_S. Blocks: call it from a thread."""
+        asked = time.monotonic()
         key_id = parse_key(secret)
         keys = self.keys() or {}
-        if key_id and key_id not in keys and time.monotonic() - self._at > MIN_REFRESH_S:
-            keys = self.refresh() or {}  # a key made a moment ago: look again rather than wait for the refresher
+        if key_id and key_id not in keys:
+            time.sleep(max(0.0, self._read_began + MIN_REFRESH_S - time.monotonic()))
+            keys = self.refresh(since=asked) or {}
         row = keys.get(key_id) if key_id else None
         if row is None and key_id and self.failing:
             raise KeysUnavailable(key_id)

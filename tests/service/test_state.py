@@ -83,3 +83,27 @@ def test_the_outage_is_said_once_and_its_end_once(caplog):
     cache.refresh()
     said = [r.message for r in caplog.records if "API keys" in r.message]
     assert len(said) == 2 and "cannot read" in said[0] and "again" in said[1]
+
+
+def test_a_key_made_just_after_a_read_works_at_once_and_guessers_cost_one_read_per_interval():
+    from service.state import MIN_REFRESH_S
+
+    secret, row = a_key()
+    rows, reads = [], []
+
+    def load():
+        reads.append(time.monotonic())
+        return list(rows)
+
+    cache = KeyCache(load, ttl=60)
+    cache.refresh()
+    rows.append(row)  # made a moment after that read: the copy lacks it
+    assert cache.check(secret) == row  # looked up again, not refused
+    before = len(reads)
+    guesses = [threading.Thread(target=cache.check, args=(new_key()[1],)) for _ in range(20)]
+    for t in guesses:
+        t.start()
+    for t in guesses:
+        t.join()
+    assert 1 <= len(reads) - before <= 2  # twenty unknown keys, one or two reads
+    assert all(b - a >= MIN_REFRESH_S * 0.99 for a, b in zip(reads, reads[1:], strict=False))
