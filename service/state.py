@@ -34,23 +34,18 @@ class KeysUnavailable(Exception):
 class KeyCache:
     """API keys as last read from the database. A refresher thread (refresh_forever, started with the other
     background work) reads them every ttl/2, so checks answer from memory and a revocation holds within
-    about `ttl` seconds; a copy older than `ttl` is read again by the check that finds it (in a thread: see
-    from_memory). While the database is down the last good copy keeps detection working (revocations then
-    wait for it to return). A key missing from that copy is then unknown, not invalid: check() raises
-    KeysUnavailable, so a replica that started during an outage, or a key made just before it, is told to
-    retry rather than that the key is revoked."""
+    about `ttl` seconds; a copy no read has renewed for `ttl` is read again by the check that finds it (in a
+    thread: see from_memory). While the database is down, or a read of it hangs, the last good copy keeps
+    detection working (revocations then wait for it to return). A key missing from that copy is then
+    unknown, not invalid: check() raises KeysUnavailable, so a replica that started during an outage, or a
+    key made just before it, is told to retry rather than that the key is revoked."""
 
     def __init__(self, load, ttl: float = 2.0):
         self.load, self.ttl = load, ttl
-        self._keys: dict[str, KeyRow] | None = None
-        self._at = 0.0
+        self._keys: dict[str, KeyRow] | None = None  # replaced whole, never changed: readers need no lock
+        self._read_began = -math.inf  # the last read of the database, failed or not
         self.failing = False  # the last read of the database failed
-        self._lock = threading.Lock()  # guards the copy; never held while the database is read
         self._reading = threading.Lock()  # one read at a time
-        self._read_began = -math.inf
-
-    def _fresh(self) -> bool:
-        return self._keys is not None and time.monotonic() - self._at <= self.ttl
 
     def refresh(self, since: float | None = None) -> dict[str, KeyRow] | None:
         """Read the keys now, unless a read that began at or after `since` has finished meanwhile (its copy is
@@ -64,13 +59,11 @@ class KeyCache:
             except Exception as e:
                 if not self.failing:
                     log.warning("cannot read API keys (answering from the last copy until it returns): %s", e)
-                with self._lock:
-                    self.failing, self._at = True, time.monotonic()
+                self.failing = True
                 return self._keys
             if self.failing:
                 log.warning("API keys can be read again")
-            with self._lock:
-                self._keys, self._at, self.failing = rows, time.monotonic(), False
+            self._keys, self.failing = rows, False
             return rows
 
     def refresh_forever(self, stop: threading.Event | None = None) -> None:
@@ -79,20 +72,19 @@ class KeyCache:
             self.refresh()
 
     def keys(self) -> dict[str, KeyRow] | None:
-        with self._lock:
-            if self._fresh():
-                return self._keys
+        """The copy, read again first when no read began within `ttl`."""
         return self.refresh(since=time.monotonic() - self.ttl)
 
     def from_memory(self, secret: str) -> tuple[bool, KeyRow | None]:
-        """(True, check's answer) when the fresh copy holds the key; else (False, None): check() must read the
-        database. The event loop takes the first answer itself and calls check() in a thread, so that a
-        database slow to answer (or to refuse) holds up that request, not every request of the process."""
-        key_id = parse_key(secret)
-        with self._lock:
-            if not self._fresh() or key_id not in self._keys:
-                return False, None
-            return True, _valid(self._keys[key_id], secret)
+        """(True, check's answer) when the copy holds the key and is current (read within `ttl`, or a read is
+        under way: until it answers, the copy is the best answer there is); else (False, None): check() must
+        read the database. The event loop takes the first answer itself and calls check() in a thread, so
+        that a database slow to answer (or to refuse) holds up that request, not every request."""
+        keys, key_id = self._keys, parse_key(secret)
+        current = self._reading.locked() or time.monotonic() - self._read_began <= self.ttl
+        if not current or keys is None or key_id not in keys:
+            return False, None
+        return True, _valid(keys[key_id], secret)
 
     def check(self, secret: str) -> KeyRow | None:
         """What the database says of `secret`, reading it again for a key the copy lacks (one made a moment

@@ -26,12 +26,13 @@ def test_a_check_answers_from_the_copy_while_a_read_of_the_database_hangs():
             hang.wait(30)
         return [row]
 
-    cache = KeyCache(load, ttl=60)
+    cache = KeyCache(load, ttl=0.2)
     assert cache.check(secret) == row
     reader = threading.Thread(target=cache.refresh)
     reader.start()
     while len(reads) < 2:
         time.sleep(0.01)  # the second read is now hanging
+    time.sleep(0.3)  # for longer than the copy's ttl: it still answers while no read has
     answered = []
     asker = threading.Thread(target=lambda: answered.append(cache.from_memory(secret)))
     asker.start()
