@@ -14,7 +14,6 @@ has not seen while the database is unreadable is answered 503 with Retry-After, 
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Annotated
 
@@ -46,7 +45,7 @@ def caller(state):
             try:
                 decided, row = keys.from_memory(secret)
                 if not decided:
-                    row = await asyncio.to_thread(keys.check, secret)
+                    row = await keys.check(secret)
             except KeysUnavailable:
                 raise HTTPException(
                     503,

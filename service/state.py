@@ -6,12 +6,14 @@ first use, so every process gets connections of its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import secrets
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from aidetect.settings import Settings
@@ -31,14 +33,23 @@ class KeysUnavailable(Exception):
     """A key this process has never seen, while the database that would know it cannot be read."""
 
 
+class _Read:
+    """One read of the keys, shared by every check that asked for it before it began."""
+
+    def __init__(self):
+        self.began = False
+        self.done: Future = Future()
+        self.done.set_running_or_notify_cancel()  # a waiter that goes away cannot cancel the others' answer
+
+
 class KeyCache:
     """API keys as last read from the database. A refresher thread (refresh_forever, started with the other
     background work) reads them every ttl/2, so checks answer from memory and a revocation holds within
-    about `ttl` seconds; a copy no read has renewed for `ttl` is read again by the check that finds it (in a
-    thread: see from_memory). While the database is down, or a read of it hangs, the last good copy keeps
-    detection working (revocations then wait for it to return). A key missing from that copy is then
-    unknown, not invalid: check() raises KeysUnavailable, so a replica that started during an outage, or a
-    key made just before it, is told to retry rather than that the key is revoked."""
+    about `ttl` seconds; a key the copy lacks, or a copy no read has renewed for `ttl`, is read again by
+    check(), which waits without holding a thread. While the database is down, or a read of it hangs, the
+    last good copy keeps detection working (revocations then wait for it to return). A key missing from that
+    copy is then unknown, not invalid: check() raises KeysUnavailable, so a replica that started during an
+    outage, or a key made just before it, is told to retry rather than that the key is revoked."""
 
     def __init__(self, load, ttl: float = 2.0):
         self.load, self.ttl = load, ttl
@@ -46,6 +57,11 @@ class KeyCache:
         self._read_began = -math.inf  # the last read of the database, failed or not
         self.failing = False  # the last read of the database failed
         self._reading = threading.Lock()  # one read at a time
+        self._joining = threading.Lock()  # a check joins the next read, or that read begins: never both at once
+        self._next: _Read | None = None
+        # Reads for checks stay this far apart, so guessed keys cost the database one read per interval.
+        # Never more than the ttl: a copy past its ttl is read again at once.
+        self.spacing = min(MIN_REFRESH_S, ttl)
 
     def refresh(self, since: float | None = None) -> dict[str, KeyRow] | None:
         """Read the keys now, unless a read that began at or after `since` has finished meanwhile (its copy is
@@ -53,53 +69,70 @@ class KeyCache:
         with self._reading:
             if since is not None and self._read_began >= since:
                 return self._keys
-            self._read_began = time.monotonic()
-            try:
-                rows = {k.id: k for k in self.load()}
-            except Exception as e:
-                if not self.failing:
-                    log.warning("cannot read API keys (answering from the last copy until it returns): %s", e)
-                self.failing = True
-                return self._keys
-            if self.failing:
-                log.warning("API keys can be read again")
-            self._keys, self.failing = rows, False
-            return rows
+            return self._read()
+
+    def _read(self) -> dict[str, KeyRow] | None:
+        self._read_began = time.monotonic()
+        try:
+            rows = {k.id: k for k in self.load()}
+        except Exception as e:
+            if not self.failing:
+                log.warning("cannot read API keys (answering from the last copy until it returns): %s", e)
+            self.failing = True
+            return self._keys
+        if self.failing:
+            log.warning("API keys can be read again")
+        self._keys, self.failing = rows, False
+        return rows
 
     def refresh_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         while not stop.wait(self.ttl / 2):
             self.refresh()
 
-    def keys(self) -> dict[str, KeyRow] | None:
-        """The copy, read again first when no read began within `ttl`."""
-        return self.refresh(since=time.monotonic() - self.ttl)
-
     def from_memory(self, secret: str) -> tuple[bool, KeyRow | None]:
-        """(True, check's answer) when the copy holds the key and is current (read within `ttl`, or a read is
-        under way: until it answers, the copy is the best answer there is); else (False, None): check() must
-        read the database. The event loop takes the first answer itself and calls check() in a thread, so
-        that a database slow to answer (or to refuse) holds up that request, not every request."""
+        """(True, the answer) when the copy can say: it is current (read within `ttl`, or a read is under way:
+        until it answers, the copy is the best answer there is) and holds the key, or the key is malformed;
+        else (False, None), and check() must read the database."""
         keys, key_id = self._keys, parse_key(secret)
+        if key_id is None:
+            return True, None  # no read could make it valid
         current = self._reading.locked() or time.monotonic() - self._read_began <= self.ttl
         if not current or keys is None or key_id not in keys:
             return False, None
         return True, _valid(keys[key_id], secret)
 
-    def check(self, secret: str) -> KeyRow | None:
-        """What the database says of `secret`, reading it again for a key the copy lacks (one made a moment
-        ago): after a read that began after this call, waiting so that reads stay MIN_REFRESH_S apart, so
-        guessers cost the database at most one read per MIN_REFRESH_S. Blocks: call it from a thread."""
-        asked = time.monotonic()
+    async def check(self, secret: str) -> KeyRow | None:
+        """What the database says of `secret` once from_memory could not say (a key made a moment ago, or a
+        stale copy), from a read that began after this call. Every check waiting meanwhile shares that read,
+        run in one thread of its own, so a flood of guessed keys costs one read per `spacing` and no thread of
+        the event loop's pool, which the rate limiter and the routes need."""
         key_id = parse_key(secret)
-        keys = self.keys() or {}
-        if key_id and key_id not in keys:
-            time.sleep(max(0.0, self._read_began + MIN_REFRESH_S - time.monotonic()))
-            keys = self.refresh(since=asked) or {}
-        row = keys.get(key_id) if key_id else None
-        if row is None and key_id and self.failing:
+        if key_id is None:
+            return None
+        keys = await asyncio.wrap_future(self._join_next_read()) or {}
+        row = keys.get(key_id)
+        if row is None and self.failing:
             raise KeysUnavailable(key_id)
         return _valid(row, secret)
+
+    def _join_next_read(self) -> Future:
+        with self._joining:
+            job = self._next
+            if job is None or job.began:
+                job = self._next = _Read()
+                threading.Thread(target=self._run, args=(job,), name="api-keys-check", daemon=True).start()
+            return job.done
+
+    def _run(self, job: _Read) -> None:
+        try:
+            time.sleep(max(0.0, self._read_began + self.spacing - time.monotonic()))
+            with self._reading:
+                with self._joining:  # whoever joined before this began sees a read that began after it asked
+                    job.began = True
+                job.done.set_result(self._read())
+        except BaseException as e:  # noqa: BLE001 - every waiter gets what went wrong
+            job.done.set_exception(e)
 
 
 def _valid(row: KeyRow | None, secret: str) -> KeyRow | None:
