@@ -8,7 +8,9 @@ curl -s -X POST --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import signal
 import sys
 
 import litserve as ls
@@ -157,8 +159,27 @@ def run_server(settings: Settings) -> None:
         print(f"moderator page: {page}  (user admin, password {password}; shown once)", file=sys.stderr, flush=True)
     else:
         print(f"moderator page: {page}", file=sys.stderr, flush=True)
+    stop_children_on_sigterm()
     # One HTTP process whatever the worker count (LitServe starts one per worker by default): the rate
     # limiter and the key cache live in its memory, and one process answers far faster than the workers score.
     server.run(
         host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
     )
+
+
+def stop_children_on_sigterm() -> None:
+    """SIGTERM to the main process alone (`kill PID`, a supervisor that signals only its child) stops the
+    server as Ctrl-C does: LitServe's own shutdown drains the HTTP process, then ends the workers and its
+    manager. By default the main process died at once and left them running, holding the port and a model
+    each. Children forked later inherit this handler; in them it does what SIGTERM did before."""
+    main = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != main:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        log.warning("SIGTERM: stopping the HTTP process and the workers")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)

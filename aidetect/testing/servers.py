@@ -61,17 +61,22 @@ def start_ready(
 
 
 def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
+    """Stop the process's whole group (start() makes it a group leader): a leader that has already exited
+    may have left children running, and they are stopped too."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:  # nobody left in the group
+        proc.poll()
+        return
+    try:
         proc.wait(timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # whatever outlived the leader's own shutdown
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(5)
 
 
 def aidetect_cmd(*args: str) -> list[str]:

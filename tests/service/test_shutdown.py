@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -66,6 +67,24 @@ def test_a_stop_signal_with_requests_in_flight_ends_every_process(detector_with)
         t.join(60)
     assert not any(t.is_alive() for t in threads), "a client still waits on a server that is gone"
     assert 200 in outcomes
+
+
+def test_sigterm_to_the_main_process_alone_stops_the_http_process_and_the_workers(detector_with):
+    """What `kill PID`, or a supervisor that signals only its child, sends. The main process used to die alone,
+    leaving the HTTP process, the workers and LitServe's manager running, the port still taken."""
+    url = detector_with(AIDETECT_WORKERS_PER_DEVICE="2")
+    proc = detector_with.procs[-1]
+    assert httpx.get(f"{url}/health", timeout=10).text == "ok"
+    before = group_of(proc.pid)
+    assert len(before.splitlines()) >= 4, before  # main, manager, HTTP process, two workers
+    os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WITHIN_S
+    while (left := group_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"still running {STOP_WITHIN_S} s after SIGTERM to the main process alone:\n{left}"
+    assert proc.wait(5) == 0  # a requested stop, done: not a crash
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))  # the port is free for the next start
 
 
 def group_of(pgid: int) -> str:
