@@ -41,6 +41,8 @@ import collections
 import logging
 import multiprocessing as mp
 import multiprocessing.queues
+import os
+import signal
 import time
 from multiprocessing.reduction import ForkingPickler
 from queue import Empty
@@ -65,6 +67,7 @@ __all__ = [
     "collate_blocking",
     "default_loop",
     "drop_routes",
+    "stop_children_on_sigterm",
     "worker_submitter",
 ]
 
@@ -236,3 +239,22 @@ class PipeQueueServer(LitServer):
                 self.litapi_request_queues[path] = _Pipe(ctx=ctx)
             self._transport = LoopPipeTransport(manager, [_Pipe(ctx=ctx) for _ in range(num_api_servers)])
         return manager
+
+
+def stop_children_on_sigterm() -> None:
+    """SIGTERM to the main process alone (`kill PID`, a supervisor that signals only its child) stops the
+    server as Ctrl-C does: LitServe's run() shuts down on KeyboardInterrupt, draining the HTTP process, then
+    ending the workers and its manager. By default the main process died at once and left them running,
+    holding the port and a model each. Children forked later inherit this handler; in them it does what
+    SIGTERM did before."""
+    main = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != main:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        log.warning("SIGTERM: stopping the HTTP process and the workers")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, PreprocessConfig, decode_image
-from service.litserve_compat import default_loop
+from service.litserve_compat import default_loop, stop_children_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -197,4 +197,5 @@ def run_server(
     settings = settings or get_settings()
     preflight(model_uri, settings)
     server = build_server(model_uri, settings, max_batch_size, batch_timeout, timeout)
+    stop_children_on_sigterm()
     server.run(host=host, port=port, generate_client_file=False, log_level="warning")

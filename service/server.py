@@ -8,9 +8,7 @@ curl -s -X POST --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import signal
 import sys
 
 import litserve as ls
@@ -23,7 +21,7 @@ from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import FORM_TYPES, body_limit
 from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
-from service.litserve_compat import PipeQueueServer, drop_routes
+from service.litserve_compat import PipeQueueServer, drop_routes, stop_children_on_sigterm
 from service.middleware import MetricsMiddleware
 from service.routes import validation_message
 from service.workers import available_cpus, inference_layout
@@ -166,20 +164,3 @@ def run_server(settings: Settings) -> None:
         host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
     )
 
-
-def stop_children_on_sigterm() -> None:
-    """SIGTERM to the main process alone (`kill PID`, a supervisor that signals only its child) stops the
-    server as Ctrl-C does: LitServe's own shutdown drains the HTTP process, then ends the workers and its
-    manager. By default the main process died at once and left them running, holding the port and a model
-    each. Children forked later inherit this handler; in them it does what SIGTERM did before."""
-    main = os.getpid()
-
-    def on_term(signum, frame):
-        if os.getpid() != main:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        log.warning("SIGTERM: stopping the HTTP process and the workers")
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
