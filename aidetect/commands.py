@@ -168,9 +168,11 @@ def up(
     from model import registry
     from model.jobs import evaluate_and_promote, train_and_register
     from model.train import load_config
+    from service.listen import ensure_port_free
     from service.server import run_server
 
     settings = get_settings(manifest=manifest, home=home, host=host, port=port)
+    ensure_port_free(settings.host, settings.port)  # before training: minutes of it, then no port, helps nobody
     registry.configure(settings)
     if settings.model_uri is None and registry.alias_version(settings.model_name, settings.production_alias) is None:
         typer.echo(

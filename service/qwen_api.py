@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 
 from aidetect.settings import Settings, get_settings
 from model.preprocess import ImageError, PreprocessConfig, decode_image
+from service.listen import ensure_port_free
 from service.litserve_compat import default_loop, stop_children_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,9 @@ def build_server(
     )
 
 
-def preflight(model_uri: str, settings: Settings) -> None:
-    """Fail fast, in the parent, with one clear line, when the model cannot be found."""
+def preflight(model_uri: str, settings: Settings, host: str, port: int) -> None:
+    """Fail fast, in the parent, with one clear line, when the port is taken or the model cannot be found."""
+    ensure_port_free(host, port)
     if Path(model_uri).is_dir():
         from model.qwen.bundle import read_bundle
 
@@ -195,7 +197,7 @@ def run_server(
     settings: Settings | None = None,
 ) -> None:
     settings = settings or get_settings()
-    preflight(model_uri, settings)
+    preflight(model_uri, settings, host, port)
     server = build_server(model_uri, settings, max_batch_size, batch_timeout, timeout)
     stop_children_on_sigterm()
     server.run(host=host, port=port, generate_client_file=False, log_level="warning")

@@ -21,6 +21,7 @@ from aidetect.settings import Settings
 from service.api import DetectorAPI
 from service.body import FORM_TYPES, body_limit
 from service.limits import SMALL_BODY_BYTES, BodyLimitMiddleware, InflightBytesMiddleware
+from service.listen import ensure_port_free
 from service.litserve_compat import PipeQueueServer, drop_routes, stop_children_on_sigterm
 from service.middleware import MetricsMiddleware
 from service.routes import validation_message
@@ -113,8 +114,10 @@ async def _no_traceback(request: Request, exc: Exception) -> JSONResponse:
 
 
 def preflight(settings: Settings) -> None:
-    """Fail fast, in the parent, with one clear line, when the model cannot be found."""
+    """Fail fast, in the parent, with one clear line, when the port is taken or the model cannot be found."""
     from model import registry
+
+    ensure_port_free(settings.host, settings.port)
 
     registry.configure(settings)
     registry.resolve(settings.resolved_model_uri)

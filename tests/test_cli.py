@@ -1,10 +1,11 @@
 """The `aidetect` command line as a user meets it: help, one-line errors, exit codes."""
 
+import socket
 import subprocess
 
 import pytest
 
-from aidetect.testing.servers import aidetect_cmd
+from aidetect.testing.servers import aidetect_cmd, free_port
 
 COMMANDS = ["up", "train", "evaluate", "serve"]
 
@@ -45,15 +46,29 @@ def test_missing_manifest_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.slow
 def test_serve_without_a_model_is_one_line(tmp_path):
-    r = run("serve", "--home", str(tmp_path), "--port", "1")
+    r = run("serve", "--home", str(tmp_path), "--port", str(free_port()))
     assert r.returncode == 2
     assert "aidetect: error:" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cmd", ["up", "serve"])
+def test_a_port_in_use_is_one_line_before_anything_is_trained_or_loaded(tmp_path, cmd):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run(cmd, "--home", str(tmp_path), "--port", str(port))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.splitlines()[-1].startswith(f"aidetect: error: cannot listen on 127.0.0.1:{port}")
+    assert "training" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was started: not even the registry
+
+
+@pytest.mark.slow
 def test_unreachable_registry_is_one_line(tmp_path):
     env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
-    r = run("serve", "--tracking-uri", "http://127.0.0.1:9", "--port", "1", env=env)
+    r = run("serve", "--tracking-uri", "http://127.0.0.1:9", "--port", str(free_port()), env=env)
     assert r.returncode == 2
     assert "aidetect: error:" in r.stderr and "Traceback" not in r.stderr
 
