@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(default=600, description="requests per API key (or client) per minute")
     max_images_per_request: int = Field(default=16, description="most images one POST /v1/detect/batch takes")
+    upload_idle_timeout: float = Field(
+        default=30.0, description="an upload that sends no bytes for this many seconds is answered 408; 0 = never"
+    )
     outbox_max_records: int = Field(
         default=1_000_000,
         description="detect answers 503 while this many records wait in the local outbox for the database "

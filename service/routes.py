@@ -72,6 +72,7 @@ ERRORS = {
 }
 DETECT_ERRORS = {
     **ERRORS,
+    408: {"model": ErrorOut, "description": "the upload stalled: no bytes for AIDETECT_UPLOAD_IDLE_TIMEOUT seconds"},
     503: {
         "model": ErrorOut,
         "description": "busy: uploads in flight fill the memory budget, the records database is down (a key not "
@@ -241,7 +242,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     )
     async def detect(request: Request):
         try:
-            data = await read_image(request, settings.max_bytes)
+            data = await read_image(request, settings.max_bytes, settings.upload_idle_timeout)
         except ImageError as e:
             return _error(e.status, e.message)
         return answer(await submit(data, request.state.key_id))
@@ -258,7 +259,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     async def detect_batch(request: Request):
         cap = settings.max_bytes
         try:
-            blobs = await read_images(request, cap, settings.max_images_per_request)
+            blobs = await read_images(request, cap, settings.max_images_per_request, settings.upload_idle_timeout)
         except ImageError as e:
             return _error(e.status, e.message)
         key_id = request.state.key_id

@@ -16,6 +16,9 @@ import pytest
 
 from aidetect.testing import servers
 
+# Short enough for a test to wait out, long enough that a loaded CI machine never stalls a real upload so long.
+UPLOAD_IDLE_S = 5
+
 
 @dataclass
 class Service:
@@ -93,6 +96,7 @@ def secure_server(tiny_model, tmp_path_factory):
         "AIDETECT_MAX_BYTES": str(2 * 2**20),
         "AIDETECT_MAX_PIXELS": str(4_000_000),
         "AIDETECT_CORS_ORIGINS": '["https://moderate.example"]',
+        "AIDETECT_UPLOAD_IDLE_TIMEOUT": str(UPLOAD_IDLE_S),
         # Two inference workers on any machine: limits and keys must hold across them (one HTTP process).
         "AIDETECT_WORKERS_PER_DEVICE": "2",
     }

@@ -4,6 +4,7 @@ API keys, limits, metrics, concurrency, a database outage, a SIGKILL mid-load, a
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -107,6 +108,33 @@ def test_rate_limit_answers_429_with_retry_after(secure_server, images):
         codes.append(last.status_code)
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
     assert int(last.headers["retry-after"]) >= 1 and "rate limit" in last.json()["detail"]
+
+
+def test_an_upload_that_stalls_is_answered_408_and_frees_its_share_of_the_upload_budget(secure_server, images):
+    """uvicorn waits forever for a body that stops coming; the server's own idle timeout (the env the
+    deployment sets) ends it, and the bytes it reserved are free again for the next upload."""
+    idle = float(secure_server.env["AIDETECT_UPLOAD_IDLE_TIMEOUT"])
+    host, port = secure_server.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/detect HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\nContent-Length: 4096\r\n"
+        f"Authorization: Bearer {secure_server.keys['main']['key']}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=idle * 6) as s:
+        s.sendall(head.encode() + images[0][:100])  # and then nothing
+        t0 = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        waited = time.monotonic() - t0
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert "stalled" in json.loads(rest.partition(b"\r\n\r\n")[2])["detail"]
+    assert waited >= idle * 0.9  # the server's timeout ended it, not anything sooner
+    ok = httpx.post(f"{secure_server.url}/v1/detect", content=images[0], headers=auth(secure_server), timeout=60)
+    assert ok.status_code == 200
 
 
 def test_batch_detect_answers_each_image_and_enforces_the_count(secure_server, images):

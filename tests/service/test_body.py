@@ -1,5 +1,6 @@
 """Reading image uploads once (service/body.py), in process through httpx's ASGI transport."""
 
+import asyncio
 import base64
 import io
 
@@ -21,7 +22,7 @@ DATA = b"\xff\xd8\xff\xe0" + b"x" * 100
 
 async def one(request: Request):
     try:
-        data = await read_image(request, request.app.state.max_bytes)
+        data = await read_image(request, request.app.state.max_bytes, request.app.state.idle_s)
     except ImageError as e:
         return JSONResponse({"detail": e.message}, status_code=e.status)
     return JSONResponse({"n": len(data), "head": data[:4].hex()})
@@ -29,15 +30,16 @@ async def one(request: Request):
 
 async def many(request: Request):
     try:
-        blobs = await read_images(request, request.app.state.max_bytes, 3)
+        blobs = await read_images(request, request.app.state.max_bytes, 3, request.app.state.idle_s)
     except ImageError as e:
         return JSONResponse({"detail": e.message}, status_code=e.status)
     return JSONResponse({"sizes": [len(b) for b in blobs]})
 
 
-def client(max_bytes=1000):
+def client(max_bytes=1000, idle_s=None):
     app = Starlette(routes=[Route("/one", one, methods=["POST"]), Route("/many", many, methods=["POST"])])
     app.state.max_bytes = max_bytes
+    app.state.idle_s = idle_s
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
@@ -91,6 +93,44 @@ async def test_oversized_bodies_are_413_declared_or_streamed():
         # base64 is allowed its envelope, the image inside it is not
         r = await c.post("/one", json={"image_b64": base64.b64encode(b"x" * 1100).decode()})
         assert r.status_code == 413 and "image is" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path,ctype,first",
+    [
+        ("/one", "image/jpeg", DATA[:50]),
+        ("/one", "application/json", b'{"image_b64": "'),
+        ("/one", f"{FORM}; boundary=x", b'--x\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\n'),
+        ("/many", f"{FORM}; boundary=x", b'--x\r\nContent-Disposition: form-data; name="images"; filename="a"\r\n\r\n'),
+    ],
+)
+async def test_an_upload_that_stops_sending_is_408_after_the_idle_timeout(path, ctype, first):
+    sent = []
+
+    async def stalls():
+        yield first
+        sent.append("first")
+        await asyncio.sleep(30)  # a client that went quiet with its body half sent
+        yield b"never"
+
+    async with client(idle_s=0.2) as c:
+        r = await asyncio.wait_for(c.post(path, content=stalls(), headers={"content-type": ctype}), 10)
+    assert sent == ["first"]
+    assert r.status_code == 408 and "stalled: no bytes for 0.2 s" in r.json()["detail"]
+
+
+async def test_without_an_idle_timeout_a_slow_upload_is_read_whole():
+    async def slow():
+        for i in range(0, len(DATA), 26):
+            await asyncio.sleep(0.05)
+            yield DATA[i : i + 26]
+
+    async with client(idle_s=None) as c:
+        r = await c.post("/one", content=slow(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json() == {"n": 104, "head": "ffd8ffe0"}
+    async with client(idle_s=0.5) as c:  # gaps shorter than the timeout: read whole too
+        r = await c.post("/one", content=slow(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["n"] == 104
 
 
 async def test_a_batch_reads_every_file_of_field_images():
