@@ -17,7 +17,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from aidetect.errors import fail
+from aidetect.errors import fail, one_line
 from aidetect.extras import check as extra_problem
 
 # What a user can fix, raised anywhere under any command: it ends as `aidetect: error: <message>` on stderr
@@ -61,7 +61,7 @@ class _Root(TyperGroup):
             if not is_user_error(exc):
                 raise
             logging.getLogger("aidetect").debug("user error", exc_info=True)
-            raise fail(str(exc)) from None
+            raise fail(one_line(exc)) from None
 
 
 app = typer.Typer(

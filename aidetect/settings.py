@@ -50,26 +50,29 @@ class Settings(BaseSettings):
     model_uri: str | None = Field(default=None, description="model to serve; default models:/<name>@<alias>")
 
     # --- input limits (shared by training-time decoding and the service) ---
-    max_bytes: int = Field(default=20 * 1024 * 1024, description="largest accepted upload, bytes")
-    max_pixels: int = Field(default=40_000_000, description="largest accepted image, width*height")
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="largest accepted upload, bytes")
+    max_pixels: int = Field(default=40_000_000, ge=1, description="largest accepted image, width*height")
 
     # --- service ---
     host: str = Field(default="127.0.0.1", description="address the detector binds")
-    port: int = Field(default=8000, description="port the detector binds")
+    port: int = Field(default=8000, ge=1, le=65535, description="port the detector binds")
     # On 2 CPU cores EfficientNet at 256 px is fastest per image at batch 4-8 (bench/serve_throughput.py).
-    max_batch_size: int = Field(default=4, description="dynamic batching: most images per forward pass")
+    max_batch_size: int = Field(default=4, ge=1, description="dynamic batching: most images per forward pass")
     # On a CPU a single-thread worker's cost per image hardly changes with the batch, so waiting for a batch
     # to fill only adds latency; under load the queue fills batches by itself (service/litserve_compat.py).
     batch_timeout: float = Field(
-        default=0.0, description="dynamic batching: seconds to wait for a batch to fill; 0 = take what is queued"
+        default=0.0, ge=0, description="dynamic batching: seconds to wait for a batch to fill; 0 = take what is queued"
     )
     workers_per_device: int = Field(
         default=0,
+        ge=0,
         description="inference worker processes; 0 = one per available CPU core, at most 4 (most images/s); "
         "1 = lowest latency for a lone request",
     )
     torch_threads: int = Field(
-        default=0, description="threads per inference worker (ONNX Runtime intra-op, or torch); 0 = cores / workers"
+        default=0,
+        ge=0,
+        description="threads per inference worker (ONNX Runtime intra-op, or torch); 0 = cores / workers",
     )
     runtime: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
@@ -78,30 +81,33 @@ class Settings(BaseSettings):
     qwen_url: str | None = Field(
         default=None, description="cascade: Qwen stage server for uncertain images (e.g. http://127.0.0.1:8001)"
     )
-    qwen_timeout: float = Field(default=10.0, description="cascade: seconds to wait for the Qwen stage")
+    qwen_timeout: float = Field(default=10.0, gt=0, description="cascade: seconds to wait for the Qwen stage")
     auth_required: bool = Field(
         default=False, description="detect/feedback need an API key; False = open (local embedded mode)"
     )
-    rate_limit_per_minute: int = Field(default=600, description="requests per API key (or client) per minute")
-    max_images_per_request: int = Field(default=16, description="most images one POST /v1/detect/batch takes")
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="requests per API key (or client) per minute")
+    max_images_per_request: int = Field(default=16, ge=1, description="most images one POST /v1/detect/batch takes")
     upload_idle_timeout: float = Field(
-        default=30.0, description="an upload that sends no bytes for this many seconds is answered 408; 0 = never"
+        default=30.0, ge=0, description="an upload that sends no bytes for this many seconds is answered 408; 0 = never"
     )
     outbox_max_records: int = Field(
         default=1_000_000,
+        ge=0,
         description="detect answers 503 while this many records wait in the local outbox for the database "
         "(about 1 KB each); 0 = no limit",
     )
     cors_origins: list[str] = Field(default=[], description="origins allowed by CORS; [] = same origin only")
-    review_retention_days: float = Field(default=30, description="unlabelled kept review images live this long")
+    review_retention_days: float = Field(default=30, gt=0, description="unlabelled kept review images live this long")
     moderator_header: str | None = Field(
         default=None, description="trust this header as the moderator's name (OIDC proxy in front only)"
     )
     secure_cookies: bool = Field(
         default=False, description="session cookies marked Secure even over http (TLS ends at a proxy in front)"
     )
-    login_attempts_per_account: int = Field(default=5, description="moderator sign-ins per account per minute")
-    login_attempts_per_client: int = Field(default=20, description="moderator sign-ins per client address per minute")
+    login_attempts_per_account: int = Field(default=5, ge=1, description="moderator sign-ins per account per minute")
+    login_attempts_per_client: int = Field(
+        default=20, ge=1, description="moderator sign-ins per client address per minute"
+    )
 
     @cached_property
     def resolved_tracking_uri(self) -> str:

@@ -116,6 +116,28 @@ def test_a_user_error_in_any_group_is_one_line_on_stderr(tmp_path, args, words):
     assert "Traceback" not in result.stderr and isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"AIDETECT_MAX_BYTES": "-5"}, "AIDETECT_MAX_BYTES: Input should be greater than or equal to 1 (got '-5')"),
+        ({"AIDETECT_PORT": "http"}, "AIDETECT_PORT: Input should be a valid integer"),
+        ({"AIDETECT_UPLOAD_IDLE_TIMEOUT": "-1", "AIDETECT_MAX_BATCH_SIZE": "0"}, "AIDETECT_MAX_BATCH_SIZE: "),
+    ],
+)
+def test_a_bad_setting_is_refused_in_one_line_that_names_its_variable(tmp_path, env, words):
+    """pydantic's own report is a block of four lines or more per field, and a negative limit used to start a
+    server that refused every upload."""
+    from typer.testing import CliRunner
+
+    from aidetect.cli import app
+
+    result = CliRunner().invoke(app, ["serve"], env={"AIDETECT_HOME": str(tmp_path), **env})
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aidetect: error: invalid Settings: ") and words in lines[0]
+    assert len(lines[0].split("; ")) == len(env)  # every bad variable, in that one line
+
+
 def test_every_declared_user_error_is_an_exception():
     """USER_ERRORS names classes, so a rename must not leave a name that matches nothing."""
     import importlib
