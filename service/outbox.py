@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +108,43 @@ class Outbox:
                     done += len(rows)
             finally:
                 c.close()
+
+
+FINAL_FLUSH_S = 10.0  # a third of the pod's grace period: what is left after LitServe's own shutdown
+
+
+def flush_before_exit(box: Outbox, handler: Callable[[list[Detection]], object], within: float = FINAL_FLUSH_S) -> int:
+    """Drain what the flusher had not yet taken, once the server has stopped answering: the flusher runs every
+    half second and dies with its process, and in the deployment the outbox lives on the pod's emptyDir, which
+    goes with the pod. Bounded by `within` (a database that does not answer would hold the pod to its
+    SIGKILL); what is left is logged with its count. Returns the records flushed."""
+    waiting = box.backlog()
+    if not waiting:
+        return 0
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["done"] = box.drain(handler)
+        except Exception as e:  # said below, with the count
+            outcome["error"] = e
+
+    t0 = time.monotonic()
+    worker = threading.Thread(target=run, name="outbox-final-flush", daemon=True)
+    worker.start()
+    worker.join(within)
+    if "done" in outcome:
+        log.info("flushed %d detection records before stopping (%.1f s)", outcome["done"], time.monotonic() - t0)
+        return outcome["done"]
+    why = outcome.get("error") or f"no answer within {within:g} s"
+    log.error(
+        "%d detection records were not flushed before stopping (%s): they stay in %s, and are lost if that "
+        "volume goes with this process (a pod's emptyDir)",
+        box.backlog(),
+        why,
+        box.path,
+    )
+    return 0
 
 
 def _load(payload: str) -> Detection | None:

@@ -163,7 +163,13 @@ def run_server(settings: Settings) -> None:
     stop_children_on_sigterm()
     # One HTTP process whatever the worker count (LitServe starts one per worker by default): the rate
     # limiter and the key cache live in its memory, and one process answers far faster than the workers score.
-    server.run(
-        host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
-    )
+    try:
+        server.run(
+            host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
+        )
+    finally:  # every answer given is recorded before the process goes (service/outbox.py)
+        from service.api import LazyRecords, outbox_path
+        from service.outbox import Outbox, flush_before_exit
+
+        flush_before_exit(Outbox(outbox_path(settings)), LazyRecords(settings).apply_outbox)
 

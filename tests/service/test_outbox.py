@@ -96,3 +96,42 @@ def test_appends_from_threads_and_a_forked_child_all_land(tmp_path, make_detecti
     os.waitpid(pid, 0)
     box.append([make_detection(b"parent again")])
     assert len(box) == 7
+
+
+def test_the_final_flush_takes_what_is_left_and_a_database_that_hangs_costs_at_most_its_bound(
+    tmp_path, make_detection, caplog
+):
+    import logging
+    import threading
+
+    from service.outbox import flush_before_exit
+
+    caplog.set_level(logging.INFO, logger="service.outbox")
+    box = Outbox(tmp_path / "outbox.db")
+    assert flush_before_exit(box, lambda rows: None) == 0  # nothing waiting: nothing asked of the database
+    sent = [make_detection(bytes([i])) for i in range(3)]
+    box.append(sent)
+    got = []
+    assert flush_before_exit(box, got.extend) == 3 and got == sent and len(box) == 0
+    assert "flushed 3 detection records before stopping" in caplog.text
+
+    box.append(sent)
+    hang = threading.Event()
+
+    def hangs(rows):
+        hang.wait(30)
+        raise ConnectionError("gave up late")
+
+    t0 = time.monotonic()
+    assert flush_before_exit(box, hangs, within=0.3) == 0
+    assert time.monotonic() - t0 < 10  # the bound, not the database, decided
+    assert "3 detection records were not flushed before stopping (no answer within 0.3 s)" in caplog.text
+    hang.set()
+    while any(t.name == "outbox-final-flush" for t in threading.enumerate()):
+        time.sleep(0.01)
+
+    def refuses(rows):
+        raise ConnectionError("connection refused")
+
+    assert flush_before_exit(box, refuses) == 0 and len(box) == 3  # kept, and said
+    assert "(connection refused)" in caplog.text

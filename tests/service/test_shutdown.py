@@ -87,6 +87,40 @@ def test_sigterm_to_the_main_process_alone_stops_the_http_process_and_the_worker
         s.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))  # the port is free for the next start
 
 
+def test_every_answer_given_before_a_stop_is_in_the_records_when_the_process_ends(detector_with, tiny_model, tmp_path):
+    """The flusher takes the outbox every half second and dies with its process; in the deployment the outbox
+    is on the pod's emptyDir, so what it had not taken went with the pod. The main process now drains it once
+    everything else has stopped."""
+    from aidetect.settings import Settings
+    from service.api import outbox_path
+    from service.outbox import Outbox
+    from service.records import Records
+
+    settings = tiny_model[0]
+    home = tmp_path / "own-home"  # its own outbox and records: no other server of the session flushes them
+    url = detector_with(AIDETECT_HOME=str(home), AIDETECT_TRACKING_URI=settings.resolved_tracking_uri)
+    proc = detector_with.procs[-1]
+    body = _small_jpeg()
+    with httpx.Client(timeout=60) as c:
+        ids = [c.post(f"{url}/v1/detect", content=body, headers={"Content-Type": "image/jpeg"}).json()["id"]
+               for _ in range(12)]  # fmt: skip
+    os.kill(proc.pid, signal.SIGTERM)  # at once: the last answers are younger than the flusher's interval
+    assert proc.wait(60) == 0
+    served = Settings(home=home)
+    assert len(Outbox(outbox_path(served))) == 0
+    db = Records.open(served)
+    try:
+        assert all(db.get_detection(i) is not None for i in ids)
+    finally:
+        db.close()
+
+
+def _small_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
 def group_of(pgid: int) -> str:
     out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
     return "\n".join(line for line in out.splitlines() if line.strip() and "<defunct>" not in line)
