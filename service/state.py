@@ -63,12 +63,10 @@ class KeyCache:
         # Never more than the ttl: a copy past its ttl is read again at once.
         self.spacing = min(MIN_REFRESH_S, ttl)
 
-    def refresh(self, since: float | None = None) -> dict[str, KeyRow] | None:
-        """Read the keys now, unless a read that began at or after `since` has finished meanwhile (its copy is
-        then new enough); on failure keep the last copy, and say so once per outage."""
+    def refresh(self) -> dict[str, KeyRow] | None:
+        """Read the keys now (after any read under way); on failure keep the last copy, and say so once per
+        outage."""
         with self._reading:
-            if since is not None and self._read_began >= since:
-                return self._keys
             return self._read()
 
     def _read(self) -> dict[str, KeyRow] | None:
