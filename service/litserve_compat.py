@@ -245,8 +245,9 @@ def stop_children_on_sigterm() -> None:
     """SIGTERM to the main process alone (`kill PID`, a supervisor that signals only its child) stops the
     server as Ctrl-C does: LitServe's run() shuts down on KeyboardInterrupt, draining the HTTP process, then
     ending the workers and its manager. By default the main process died at once and left them running,
-    holding the port and a model each. Children forked later inherit this handler; in them it does what
-    SIGTERM did before."""
+    holding the port and a model each; and as a container's PID 1 it ignored SIGTERM altogether (the kernel
+    drops what PID 1 has no handler for), so a pod's end waited out its grace period and was killed.
+    Children forked later inherit this handler; in them it does what SIGTERM did before."""
     main = os.getpid()
 
     def on_term(signum, frame):
