@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     upload_idle_timeout: float = Field(
         default=30.0, ge=0, description="an upload that sends no bytes for this many seconds is answered 408; 0 = never"
     )
+    upload_timeout: float = Field(
+        default=120.0,
+        ge=0,
+        description="an upload not received whole within this many seconds is answered 408; 0 = never",
+    )
     outbox_max_records: int = Field(
         default=1_000_000,
         ge=0,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from model.etl.store import StoreError
 from model.preprocess import ALLOWED_FORMATS, ImageError
 from service.backpressure import OutboxRoom
-from service.body import read_image, read_images
+from service.body import UploadTimeouts, read_image, read_images
 from service.detection import Detection
 from service.idempotency import REPLAYED, IdempotencyKey, KeyReused, check_key
 from service.metrics import StateCollector, render
@@ -72,7 +72,10 @@ ERRORS = {
 }
 DETECT_ERRORS = {
     **ERRORS,
-    408: {"model": ErrorOut, "description": "the upload stalled: no bytes for AIDETECT_UPLOAD_IDLE_TIMEOUT seconds"},
+    408: {
+        "model": ErrorOut,
+        "description": "the upload stalled (AIDETECT_UPLOAD_IDLE_TIMEOUT) or took too long (AIDETECT_UPLOAD_TIMEOUT)",
+    },
     503: {
         "model": ErrorOut,
         "description": "busy: uploads in flight fill the memory budget, the records database is down (a key not "
@@ -225,6 +228,7 @@ def build_router(server, lit_api, state) -> APIRouter:
 
     cascade = Cascade(settings, state.outbox)
     guard = Depends(caller(state))
+    patience = UploadTimeouts(settings.upload_idle_timeout, settings.upload_timeout)
     room = Depends(OutboxRoom(state.outbox, settings.outbox_max_records))
 
     async def submit(data: bytes, key_id: str | None):
@@ -242,7 +246,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     )
     async def detect(request: Request):
         try:
-            data = await read_image(request, settings.max_bytes, settings.upload_idle_timeout)
+            data = await read_image(request, settings.max_bytes, patience)
         except ImageError as e:
             return _error(e.status, e.message)
         return answer(await submit(data, request.state.key_id))
@@ -259,7 +263,7 @@ def build_router(server, lit_api, state) -> APIRouter:
     async def detect_batch(request: Request):
         cap = settings.max_bytes
         try:
-            blobs = await read_images(request, cap, settings.max_images_per_request, settings.upload_idle_timeout)
+            blobs = await read_images(request, cap, settings.max_images_per_request, patience)
         except ImageError as e:
             return _error(e.status, e.message)
         key_id = request.state.key_id

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from model.preprocess import ImageError
-from service.body import read_image, read_images
+from service.body import NO_TIMEOUTS, UploadTimeouts, read_image, read_images
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +22,7 @@ DATA = b"\xff\xd8\xff\xe0" + b"x" * 100
 
 async def one(request: Request):
     try:
-        data = await read_image(request, request.app.state.max_bytes, request.app.state.idle_s)
+        data = await read_image(request, request.app.state.max_bytes, request.app.state.timeouts)
     except ImageError as e:
         return JSONResponse({"detail": e.message}, status_code=e.status)
     return JSONResponse({"n": len(data), "head": data[:4].hex()})
@@ -30,16 +30,16 @@ async def one(request: Request):
 
 async def many(request: Request):
     try:
-        blobs = await read_images(request, request.app.state.max_bytes, 3, request.app.state.idle_s)
+        blobs = await read_images(request, request.app.state.max_bytes, 3, request.app.state.timeouts)
     except ImageError as e:
         return JSONResponse({"detail": e.message}, status_code=e.status)
     return JSONResponse({"sizes": [len(b) for b in blobs]})
 
 
-def client(max_bytes=1000, idle_s=None):
+def client(max_bytes=1000, timeouts=NO_TIMEOUTS):
     app = Starlette(routes=[Route("/one", one, methods=["POST"]), Route("/many", many, methods=["POST"])])
     app.state.max_bytes = max_bytes
-    app.state.idle_s = idle_s
+    app.state.timeouts = timeouts
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
@@ -113,10 +113,21 @@ async def test_an_upload_that_stops_sending_is_408_after_the_idle_timeout(path, 
         await asyncio.sleep(30)  # a client that went quiet with its body half sent
         yield b"never"
 
-    async with client(idle_s=0.2) as c:
+    async with client(timeouts=UploadTimeouts(idle=0.2)) as c:
         r = await asyncio.wait_for(c.post(path, content=stalls(), headers={"content-type": ctype}), 10)
     assert sent == ["first"]
     assert r.status_code == 408 and "stalled: no bytes for 0.2 s" in r.json()["detail"]
+
+
+async def test_an_upload_that_trickles_is_408_after_its_total_time_though_it_never_goes_idle():
+    async def trickles():
+        for _ in range(1000):
+            yield b"\xff"  # a byte every 50 ms: never idle for the 0.5 s idle bound
+            await asyncio.sleep(0.05)
+
+    async with client(max_bytes=10_000, timeouts=UploadTimeouts(idle=0.5, total=0.4)) as c:
+        r = await asyncio.wait_for(c.post("/one", content=trickles(), headers={"content-type": "image/jpeg"}), 10)
+    assert r.status_code == 408 and "took over 0.4 s" in r.json()["detail"]
 
 
 async def test_without_an_idle_timeout_a_slow_upload_is_read_whole():
@@ -125,10 +136,10 @@ async def test_without_an_idle_timeout_a_slow_upload_is_read_whole():
             await asyncio.sleep(0.05)
             yield DATA[i : i + 26]
 
-    async with client(idle_s=None) as c:
+    async with client() as c:
         r = await c.post("/one", content=slow(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200 and r.json() == {"n": 104, "head": "ffd8ffe0"}
-    async with client(idle_s=0.5) as c:  # gaps shorter than the timeout: read whole too
+    async with client(timeouts=UploadTimeouts(idle=0.5, total=5)) as c:  # within both bounds: read whole too
         r = await c.post("/one", content=slow(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200 and r.json()["n"] == 104
 
