@@ -11,8 +11,8 @@ the bytes streamed so far pass the limit; nothing is buffered beyond one chunk o
 stops sending for Settings.upload_idle_timeout seconds, or is not whole after Settings.upload_timeout, is
 refused with 408: uvicorn has no timeout of its own while a body streams in, so a stalled or trickling
 client would hold its connection, and its share of the in-flight upload budget (service/limits.py), for as
-long as it stayed connected. Every refusal is
-an ImageError (a 4xx with a message), which the routes answer as JSON.
+long as it stayed connected. Every refusal is an ImageError (a 4xx with a message), which the routes
+answer as JSON.
 """
 
 from __future__ import annotations

@@ -100,7 +100,6 @@ class SharedRateLimiter:
             return 0.0
         return (1.0 - tokens) / rate if rate > 0 else math.inf
 
-
     def _warn(self, why) -> None:
         if time.monotonic() - self._warned > WARN_EVERY_S:
             self._warned = time.monotonic()

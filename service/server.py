@@ -172,4 +172,3 @@ def run_server(settings: Settings) -> None:
         from service.outbox import Outbox, flush_before_exit
 
         flush_before_exit(Outbox(outbox_path(settings)), LazyRecords(settings).apply_outbox)
-

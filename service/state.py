@@ -129,7 +129,7 @@ class KeyCache:
                 with self._joining:  # whoever joined before this began sees a read that began after it asked
                     job.began = True
                 job.done.set_result(self._read())
-        except BaseException as e:  # noqa: BLE001 - every waiter gets what went wrong
+        except BaseException as e:  # every waiter gets what went wrong
             job.done.set_exception(e)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aidetect.testing.pictures import solid
+
 pytestmark = pytest.mark.slow
 
 STOP_WITHIN_S = 12  # LitServe's own grace is 30 s; ours (PipeQueueServer's grace_s) is 3
@@ -100,7 +102,7 @@ def test_every_answer_given_before_a_stop_is_in_the_records_when_the_process_end
     home = tmp_path / "own-home"  # its own outbox and records: no other server of the session flushes them
     url = detector_with(AIDETECT_HOME=str(home), AIDETECT_TRACKING_URI=settings.resolved_tracking_uri)
     proc = detector_with.procs[-1]
-    body = _small_jpeg()
+    body = solid((64, 64), (120, 120, 120), fmt="JPEG")
     with httpx.Client(timeout=60) as c:
         ids = [c.post(f"{url}/v1/detect", content=body, headers={"Content-Type": "image/jpeg"}).json()["id"]
                for _ in range(12)]  # fmt: skip
@@ -113,12 +115,6 @@ def test_every_answer_given_before_a_stop_is_in_the_records_when_the_process_end
         assert all(db.get_detection(i) is not None for i in ids)
     finally:
         db.close()
-
-
-def _small_jpeg() -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 def group_of(pgid: int) -> str:
