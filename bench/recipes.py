@@ -17,7 +17,9 @@ seed: leave-one-generator-family-out AUROC (worst over families >= 50 images, an
 shared real non-photos called ai_generated / real / uncertain, the share of evaluation-half val images left
 uncertain (the review queue's load), in-distribution AUROC, training seconds and images/s on one thread.
 Fine-tuned leave-outs cost one training per family, so they run for --lofo-finetune only, on --lofo-seeds,
-on --lofo-schedule (epoch: one epoch on every training image; short: as --schedule short).
+on --lofo-schedule (epoch: one epoch on every training image; short: as --schedule short; full: the config's
+own epochs, as the recipe trains for real). (f) configs/cnn_selfblend.yaml is (a) with self-blended twins of
+the real faces (model/self_blend.py; bench/self_blend_probe.py asks whether they teach face swaps).
 
 Every (recipe, seed) unit is stored as JSON under <home>/cache/recipes/<manifest digest>/ as soon as it
 finishes: a run stopped by a time limit keeps what it measured, and a rerun does only what is missing.
@@ -49,6 +51,7 @@ FINETUNED = {
     "a": ("(a) configs/cnn_baseline.yaml, fine-tuned", ROOT / "configs" / "cnn_baseline.yaml"),
     "b": ("(b) configs/artefact_preserving.yaml, fine-tuned", ROOT / "configs" / "artefact_preserving.yaml"),
     "e": ("(e) configs/cnn_enlarge.yaml, fine-tuned", ROOT / "configs" / "cnn_enlarge.yaml"),
+    "f": ("(f) configs/cnn_selfblend.yaml, fine-tuned", ROOT / "configs" / "cnn_selfblend.yaml"),
 }
 STEPS = ("speed", "frozen", "finetune", "lofo", "report")
 CONFIGS = {"c-lite0": ROOT / "configs" / "frozen_lite0.yaml", **{n: path for n, (_, path) in FINETUNED.items()}}
@@ -212,7 +215,7 @@ def collect(units, samples, frozen, finetuned, seeds, schedule, lofo_seeds, lofo
     from model.recipe_finetune import counted_families
 
     rows = {}
-    lofo_text = lofo_schedule.describe(lofo_schedule.epochs or 1, scored=False)
+    lofo_text = lofo_schedule.describe(lofo_schedule.epochs or "the config's", scored=False)
     for name in [*finetuned, *frozen]:
         is_frozen = name in FROZEN
         sp = speeds.get(f"speed-{name}") or {}
@@ -284,13 +287,19 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--frozen", nargs="*", default=list(FROZEN), help=f"frozen recipes [{' '.join(FROZEN)}]")
-    ap.add_argument("--finetune", nargs="*", default=list(FINETUNED), help="fine-tuned recipes [a b]")
+    ap.add_argument(
+        "--finetune", nargs="*", default=list(FINETUNED), help=f"fine-tuned recipes [{' '.join(FINETUNED)}]"
+    )
     ap.add_argument("--schedule", choices=("full", "short"), default="full", help="fine-tune schedule [full]")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of full and epoch schedules [2]")
     ap.add_argument("--per-group", type=int, default=12, help="short: images per source/label/split [12]")
-    ap.add_argument("--lofo-finetune", nargs="*", default=list(FINETUNED), help="fine-tuned leave-outs for [a b]")
+    ap.add_argument(
+        "--lofo-finetune", nargs="*", default=list(FINETUNED), help=f"fine-tuned leave-outs for [{' '.join(FINETUNED)}]"
+    )
     ap.add_argument("--lofo-seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--lofo-schedule", choices=("epoch", "short"), default="epoch", help="fine-tuned folds [epoch]")
+    ap.add_argument(
+        "--lofo-schedule", choices=("epoch", "short", "full"), default="epoch", help="fine-tuned folds [epoch]"
+    )
     ap.add_argument("--lofo-per-group", type=int, default=12, help="short folds: images per source/label [12]")
     ap.add_argument("--lofo-families", nargs="*", help="fine-tuned folds to run, in this order [every counted]")
     ap.add_argument("--val-cap", type=int, default=30, help="short: val images scored per source/label [30]")
@@ -315,7 +324,8 @@ def main(argv=None) -> int:
         short(args.per_group, args.val_cap, args.eval_cap) if args.schedule == "short" else full, args.subset
     )
     lofo_schedule = on_subset(
-        short(args.lofo_per_group) if args.lofo_schedule == "short" else one_epoch(args.threads), args.subset
+        {"short": short(args.lofo_per_group), "epoch": one_epoch(args.threads), "full": full}[args.lofo_schedule],
+        args.subset,
     )
     if "speed" in steps:
         for name in [*args.finetune, *args.frozen]:

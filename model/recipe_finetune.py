@@ -47,7 +47,7 @@ class Schedule:
 
         return load_config(recipe, epochs=self.epochs, per_group=self.per_group, seed=seed, threads=self.threads)
 
-    def describe(self, epochs: int, scored: bool = True) -> str:
+    def describe(self, epochs: int | str, scored: bool = True) -> str:
         imgs = "every training image" if self.per_group is None else f"<= {self.per_group} per source/label"
         text = f"{epochs} epoch(s), {imgs}, {self.threads} thread(s)"
         if not scored:  # a leave-out fold scores its family against real val, whatever the caps
@@ -82,6 +82,7 @@ def _train(settings, cfg, exclude_family: str | None = None):
     from model.bundle import DetectorBundle
     from model.dataset import load_arrays
     from model.detectors import build_network
+    from model.self_blend import add_twins
     from model.train import seed_everything, train_network, training_samples
 
     torch.set_num_threads(cfg.threads or 1)
@@ -93,6 +94,7 @@ def _train(settings, cfg, exclude_family: str | None = None):
     t0 = time.perf_counter()
     x = load_arrays(train_s, cfg.pre)
     y = np.array([s.target for s in train_s])
+    x, y, blend = add_twins(train_s, x, y, cfg.blend)
     net = build_network(cfg.spec)
     loaded = time.perf_counter()
 
@@ -101,8 +103,8 @@ def _train(settings, cfg, exclude_family: str | None = None):
             per = (time.perf_counter() - loaded) / step
             print(f"  step {step}/{total} loss {loss:.3f} {per:.2f}s/step", flush=True)
 
-    train_network(net, x, y, cfg, rng, on_step=progress)
-    return DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre), time.perf_counter() - t0, len(train_s)
+    train_network(net, x, y, cfg, rng, on_step=progress, blend=blend)
+    return DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre), time.perf_counter() - t0, len(y)  # twins too
 
 
 def _score(bundle, samples: list[Sample]) -> tuple[np.ndarray, float]:
@@ -211,3 +213,48 @@ def counted_families(samples: list[Sample]) -> list[str]:
             f = table.family_of(s)
             fams[f] = fams.get(f, 0) + 1
     return sorted(f for f, n in fams.items() if n >= MIN_FAMILY and f != OTHER)
+
+
+def self_blend_probe(
+    settings,
+    samples: list[Sample],
+    recipe: Path,
+    seed: int,
+    epochs: int,
+    threads: int = 2,
+    per_group: int | None = None,
+) -> dict:
+    """Whether self-blended twins (model.self_blend) teach face swaps: `recipe` trained for `epochs` without the
+    face-swap family, then scored on the val face swaps and on self-blends of the faces source's real val images,
+    each against those real images. The blends use `recipe`'s blend settings, or the faces source's default
+    ones for a recipe without any, so every recipe is asked the same question."""
+    import random
+
+    from model.bundle import score_arrays
+    from model.dataset import load_arrays
+    from model.leave_out import FACE_REAL_SOURCE, FACE_SWAP
+    from model.self_blend import BlendConfig, self_blend
+
+    table = load_sources()
+    cfg = Schedule("probe", epochs, per_group, threads).config(recipe, seed)
+    bundle, train_s, n_train = _train(settings, cfg, exclude_family=FACE_SWAP)
+    swaps = [s for s in samples if s.split == "val" and s.label == "ai" and table.family_of(s) == FACE_SWAP]
+    real = [s for s in samples if s.split == "val" and s.label == "real" and s.source == FACE_REAL_SOURCE]
+    x_real = load_arrays(real, bundle.pre)
+    blend = cfg.blend if cfg.blend.sources else BlendConfig(sources=(FACE_REAL_SOURCE,))
+    rng = random.Random(seed + 1000)  # not the training stream: these blends were never seen
+    s_real = score_arrays(bundle, x_real)
+    s_blend = score_arrays(bundle, np.stack([self_blend(x, blend, rng) for x in x_real]))
+    s_swap, _ = _score(bundle, swaps)
+    return {
+        "recipe": Path(recipe).stem,
+        "seed": seed,
+        "epochs": epochs,
+        "n_train": n_train,  # self-blended twins included
+        "per_group": per_group,
+        "train_seconds": train_s,
+        "n_face_swaps": len(swaps),
+        "n_real_faces": len(real),
+        "auroc_face_swaps": auroc(s_swap, s_real),
+        "auroc_self_blends": auroc(s_blend, s_real),
+    }

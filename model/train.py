@@ -28,6 +28,7 @@ from model.detectors.efficientnet import logits as net_logits
 from model.manifest import Sample, read_manifest, subsample
 from model.metrics import per_source_metrics
 from model.preprocess import PreprocessConfig
+from model.self_blend import BlendConfig, add_twins, self_blend
 from model.splits import calibration_parts
 
 log = logging.getLogger(__name__)
@@ -58,13 +59,14 @@ class TrainConfig:
     spec: DetectorSpec = field(default_factory=DetectorSpec)
     pre: PreprocessConfig = field(default_factory=PreprocessConfig)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)  # self-blended pseudo-fakes (model.self_blend)
 
 
 def load_config(path: Path | None = RECIPE, **overrides) -> TrainConfig:
     """Defaults <- recipe YAML <- keyword overrides (None means 'not given')."""
     data = yaml.safe_load(path.read_text()) if path and Path(path).is_file() else {}
     data = data or {}
-    nested = {"spec": DetectorSpec, "pre": PreprocessConfig, "aug": AugmentConfig}
+    nested = {"spec": DetectorSpec, "pre": PreprocessConfig, "aug": AugmentConfig, "blend": BlendConfig}
     kw = {}
     for f in fields(TrainConfig):
         if f.name in nested and isinstance(data.get(f.name), dict):
@@ -77,6 +79,8 @@ def load_config(path: Path | None = RECIPE, **overrides) -> TrainConfig:
     cfg = TrainConfig(**kw)
     if cfg.aug.crop > cfg.pre.size:
         raise ValueError(f"aug.crop {cfg.aug.crop} is larger than pre.size {cfg.pre.size}")
+    if cfg.blend.sources and cfg.spec.frozen:  # a frozen head sees each image once, unaugmented: no blend
+        raise ValueError("blend.sources needs a fine-tuned recipe: spec.frozen takes no self-blended twins")
     return cfg
 
 
@@ -120,8 +124,10 @@ def train_network(
     cfg: TrainConfig,
     rng: random.Random,
     on_step=None,
+    blend: np.ndarray | None = None,
 ) -> list[float]:
-    """Plain training loop; `on_step(step, total, loss, lr)` reports progress. Returns losses."""
+    """Plain training loop; `on_step(step, total, loss, lr)` reports progress. Returns losses. Images
+    marked in `blend` are self-blended afresh (model.self_blend) before each augmentation."""
     net.train()
     net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -130,12 +136,16 @@ def train_network(
     use_bf16 = cfg.bf16 and bf16_supported()
     losses, step = [], 0
     y_all = torch.from_numpy(targets.astype(np.float32))
+
+    def view(i: int) -> np.ndarray:
+        return self_blend(images[i], cfg.blend, rng) if blend is not None and blend[i] else images[i]
+
     for _epoch in range(cfg.epochs):
         order = list(range(len(images)))
         rng.shuffle(order)
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            batch = np.stack([augment(images[i], cfg.aug, rng) for i in idx])
+            batch = np.stack([augment(view(i), cfg.aug, rng) for i in idx])
             x = normalise_batch(batch, cfg.pre).contiguous(memory_format=torch.channels_last)
             y = y_all[idx]
             for g in opt.param_groups:
@@ -198,6 +208,7 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = No
         x_train = load_arrays(train_s, cfg.pre, tick)
         x_val = load_arrays(val_s, cfg.pre, tick)
     y_train = np.array([s.target for s in train_s])
+    x_train, y_train, blend = add_twins(train_s, x_train, y_train, cfg.blend)
     y_val = np.array([s.target for s in val_s])
     t_load = time.perf_counter() - t0
     log.info("loaded %d train and %d val images in %.1fs", len(train_s), len(val_s), t_load)
@@ -212,7 +223,7 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = No
 
             losses = fit_frozen(net, x_train, y_train, cfg, on_step=tick)
         else:
-            losses = train_network(net, x_train, y_train, cfg, rng, on_step=lambda *a: tick())
+            losses = train_network(net, x_train, y_train, cfg, rng, on_step=lambda *a: tick(), blend=blend)
     t_train = time.perf_counter() - t1
 
     bundle = DetectorBundle(net=net, spec=cfg.spec, pre=cfg.pre)
@@ -234,6 +245,7 @@ def fit(cfg: TrainConfig, manifest: Path, progress=None, cache: Path | None = No
         "calibration_split": cal_how,
         "n_calibration": int(cal.sum()),
         "n_train": len(train_s),
+        "n_self_blended": int(blend.sum()),
         "n_rendered_nonphoto": sum(s.source.startswith("rendered-nonphoto") for s in train_s),
         "n_val": len(val_s),
         "load_seconds": t_load,
