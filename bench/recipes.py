@@ -183,6 +183,22 @@ def finetune_step(settings, samples, units, names, seeds, schedule, cap):
             units.run(f"finetune-{name}-s{seed}-{schedule.name}", work, needs=("val_verdicts",))
 
 
+def samples_and_units(settings, subset: int | None):
+    """The manifest's samples (at most `subset` per source/label/split), its digest, and the unit folder of
+    that data: a subset's units are kept apart from the full data's."""
+    from model.manifest import read_manifest, subsample
+
+    samples = read_manifest(settings.manifest)
+    if subset:
+        samples = subsample(samples, subset)
+    digest = manifest_digest(settings.manifest)
+    return (
+        samples,
+        digest,
+        Units(settings.home / "cache" / "recipes" / (digest[:16] + (f"-sub{subset}" if subset else ""))),
+    )
+
+
 def lofo_step(settings, samples, units, names, seeds, schedule, families=None):
     from model.recipe_finetune import counted_families, finetune_family
 
@@ -308,13 +324,9 @@ def main(argv=None) -> int:
     ap.add_argument("--subset", type=int, help="smoke runs: at most N images per source/label/split and rendered kind")
     args = ap.parse_args(argv)
     settings = get_settings(manifest=args.manifest, home=args.home)
-    from model.manifest import read_manifest, subsample
+    from model.manifest import read_manifest
 
-    samples = read_manifest(settings.manifest)
-    if args.subset:
-        samples = subsample(samples, args.subset)
-    digest = manifest_digest(settings.manifest)
-    units = Units(settings.home / "cache" / "recipes" / (digest[:16] + (f"-sub{args.subset}" if args.subset else "")))
+    samples, digest, units = samples_and_units(settings, args.subset)
     speeds = Units(settings.home / "cache" / "recipes" / digest[:16])  # a subset runs the same networks
     steps = set(args.steps.split(","))
     from model.recipe_finetune import FULL, on_subset, one_epoch, short

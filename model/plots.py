@@ -87,18 +87,45 @@ def leave_out_plot(rows: list[dict], path: Path, title: str, key: str = "auroc",
     return path
 
 
+def paired_bars_plot(
+    labels: list[str], series: dict[str, list[float | None]], path: Path, title: str, goal: float | None = None
+) -> Path:
+    """Horizontal bars of two or more figures per label side by side (a missing one is left out)."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(labels) * max(1, len(series) / 2) + 1.4))
+    y = np.arange(len(labels))
+    h = 0.8 / max(1, len(series))
+    for i, (name, vals) in enumerate(series.items()):
+        v = np.array([np.nan if x is None else x for x in vals], dtype=float)
+        ax.barh(y + (i - (len(series) - 1) / 2) * h, np.nan_to_num(v), height=h, label=name, color=f"C{i}")
+    if goal is not None:
+        ax.axvline(goal, color="C3", ls="--", lw=0.8, label=f"goal {goal:g}")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set(title=title, xlim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def operating_points_plot(rows: list[dict], path: Path) -> Path:
     """The review queue against the errors it lets through, one bar group per pair of threshold targets:
     what choosing other targets at training (`aidetect train --target-fpr/--target-fnr`) would do."""
     fig, ax = plt.subplots(figsize=(7.5, 4))
     x = np.arange(len(rows))
-    series = (("uncertain", "review queue (all images)"), ("nonphoto_uncertain", "real non-photos uncertain"),
-              ("ai_called_real", "AI called real"), ("real_called_ai", "real called AI"))
+    series = (
+        ("uncertain", "review queue (all images)"),
+        ("nonphoto_uncertain", "real non-photos uncertain"),
+        ("ai_called_real", "AI called real"),
+        ("real_called_ai", "real called AI"),
+    )
     w = 0.8 / len(series)
     for i, (key, label) in enumerate(series):
         ax.bar(x + (i - (len(series) - 1) / 2) * w, np.nan_to_num([r[key] for r in rows]), w, label=label)
-    ax.set_xticks(x, [f"fpr {r['fpr']:.0%}\nfnr {r['fnr']:.0%}" + ("\n(trained)" if r.get("trained") else "")
-                      for r in rows])
+    ax.set_xticks(
+        x, [f"fpr {r['fpr']:.0%}\nfnr {r['fnr']:.0%}" + ("\n(trained)" if r.get("trained") else "") for r in rows]
+    )
     ax.set(ylabel="share of images", ylim=(0, 1), title="threshold targets: review queue vs errors (scored half)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", lw=0.4)

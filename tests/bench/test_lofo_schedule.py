@@ -1,0 +1,52 @@
+"""bench/lofo_schedule.py: a recipe's leave-out folds at its own epochs, set beside the one-epoch folds of the
+recipe table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aidetect.settings import get_settings
+
+
+def test_one_epoch_folds_are_read_for_the_seed_asked_and_only_from_one_epoch_tables(tmp_path):
+    from bench.lofo_schedule import one_epoch_folds, summary
+
+    table = {
+        "lofo_seeds": [0, 2],
+        "lofo_schedule": {"name": "e1"},
+        "recipes": {"a": {"families": {"face-swap": [0.53, 0.58], "sd1": [0.82, 0.74]}}},
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(table))
+    assert one_epoch_folds(path, "a", 2) == {"face-swap": 0.58, "sd1": 0.74}
+    assert one_epoch_folds(path, "a", 1) == {} and one_epoch_folds(path, "b", 0) == {}
+    path.write_text(json.dumps({**table, "lofo_schedule": {"name": "p12"}}))
+    assert one_epoch_folds(path, "a", 0) == {}  # a smoke table's folds are no reference
+    assert one_epoch_folds(tmp_path / "missing.json", "a", 0) == {}
+    assert summary({"face-swap": 0.5, "sd1": 0.9}) == {"mean": 0.7, "worst": 0.5, "worst_family": "face-swap"}
+    assert summary({})["worst"] is None
+
+
+@pytest.mark.slow
+def test_folds_run_at_the_configs_own_epochs_smoke(tmp_path):
+    from bench.lofo_schedule import main
+    from model.train import load_config
+
+    manifest = get_settings().manifest
+    if not manifest.is_file():
+        pytest.skip(f"shared manifest not found at {manifest}")
+    out = tmp_path / "l.json"
+    args = ["--home", str(tmp_path / "home"), "--subset", "2", "--families", "face-swap", "--threads", "1"]
+    assert main([*args, "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    epochs = load_config(get_settings().recipe).epochs
+    (fold,) = rep["families"]
+    assert fold["family"] == "face-swap" and fold["schedule_text"].startswith(f"{epochs} epoch(s)")
+    assert fold["auroc_one_epoch"] is None and rep["reference"] is None  # a subset is compared with nothing
+    assert rep["full_schedule"]["worst_family"] == "face-swap" and 0 <= fold["auroc_full_schedule"] <= 1
+    # a second run reuses the fold it ran
+    assert main([*args, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["seconds"] < rep["seconds"]
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
