@@ -25,7 +25,7 @@ def roc_plot(probs: np.ndarray, targets: np.ndarray, sources: list[str], path: P
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.axvline(0.01, color="grey", lw=0.6, ls="--")
     ax.set(xlabel="false positive rate (real called AI)", ylabel="true positive rate", title="ROC per source")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), fontsize=8, ncol=2, frameon=False)  # clear of the bars
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
