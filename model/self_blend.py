@@ -3,10 +3,13 @@
 Face swaps are the family no other training data teaches: a model trained without them scores them at
 chance (AUROC 0.53-0.58, bench/results/recipes.json), because they are real photos except for one blended
 region. Self-Blended Images (Shiohara & Yamasaki, CVPR 2022) and Face X-ray make such fakes from real images
-alone: the blend boundary and the colour and sharpness mismatch inside it are what every swap leaves,
-whatever network made the face. Here the region is a soft, rotated ellipse near the centre, where the
-shared faces are (no landmark model installs offline); a recipe names the sources whose real images get a
+alone, on the premise that the blend boundary and the colour and sharpness mismatch inside it are what every
+swap leaves, whatever network made the face. Here the region is a soft, rotated ellipse near the centre, where
+the shared faces are (no landmark model installs offline); a recipe names the sources whose real images get a
 pseudo-fake twin (`blend.sources`), so no fake of the family itself is needed to learn it.
+
+On the shared data the premise failed: the twins are learned, yet face swaps score lower than without them
+(bench/self_blend_probe.py, docs/model-card.md), so recipe (f) is kept as a config, not served.
 """
 
 from __future__ import annotations
