@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from record import machine, write  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
+from bench.recipes import FINETUNED  # noqa: E402
 from model.manifest import read_manifest, subsample  # noqa: E402
 from model.recipe_finetune import self_blend_probe  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "self_blend_probe.json"
-RECIPES = {"a": ROOT / "configs" / "cnn_baseline.yaml", "f": ROOT / "configs" / "cnn_selfblend.yaml"}
 
 
 def main(argv=None) -> int:
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--manifest", type=Path, help="image manifest [AIDETECT_MANIFEST]")
     ap.add_argument("--home", type=Path, help="aidetect home: rendered non-photo cache [AIDETECT_HOME]")
     ap.add_argument("--out", type=Path, default=RESULT, help=f"result JSON [{RESULT.relative_to(ROOT)}]")
-    ap.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=["f", "a"])
+    ap.add_argument("--recipes", nargs="+", choices=sorted(FINETUNED), default=["f", "a"], help="[f a]")
     ap.add_argument("--epochs", type=int, default=4, help="training epochs [4: the recipes' own schedule]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads [2]")
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             {
                 "name": name,
                 **self_blend_probe(
-                    settings, samples, RECIPES[name], args.seed, args.epochs, args.threads, args.per_group
+                    settings, samples, FINETUNED[name][1], args.seed, args.epochs, args.threads, args.per_group
                 ),
             }
         )
