@@ -46,7 +46,9 @@ def test_folds_run_at_the_configs_own_epochs_smoke(tmp_path):
     assert fold["family"] == "face-swap" and fold["schedule_text"].startswith(f"{epochs} epoch(s)")
     assert fold["auroc_one_epoch"] is None and rep["reference"] is None  # a subset is compared with nothing
     assert rep["full_schedule"]["worst_family"] == "face-swap" and 0 <= fold["auroc_full_schedule"] <= 1
-    # a second run reuses the fold it ran
+    # a second run reuses the fold it ran: the unit file is not written again
+    (unit,) = (tmp_path / "home" / "cache" / "recipes").glob("*-sub2/lofo-a-face-swap-s0-full.json")
+    written = unit.stat().st_mtime_ns
     assert main([*args, "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["seconds"] < rep["seconds"]
+    assert unit.stat().st_mtime_ns == written and json.loads(out.read_text())["families"] == rep["families"]
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
