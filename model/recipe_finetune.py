@@ -173,20 +173,28 @@ def finetune_unit(
     }
 
 
-def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, seed: int, schedule: Schedule) -> dict:
-    """One leave-one-family-out fold of a fine-tune: trained without `family`, its images (at most
-    FAMILY_SCORE_CAP, seeded) scored against real val images (the faces source's for face swaps)."""
+def fold_images(samples: list[Sample], family: str, seed: int) -> tuple[list[Sample], list[Sample], int]:
+    """What a fold trained without `family` is scored on: (that family's AI images, at most FAMILY_SCORE_CAP
+    of them, seeded; the real val images it is set against, the faces source's for face swaps; how many
+    images the family has in all)."""
     import random
 
     table = load_sources()
-    cfg = schedule.config(recipe, seed)
-    bundle, train_s, n_train = _train(settings, cfg, exclude_family=family)
     pos = [s for s in samples if s.label == "ai" and table.family_of(s) == family]
     n_family = len(pos)
     if len(pos) > FAMILY_SCORE_CAP:
         pos = random.Random(seed).sample(pos, FAMILY_SCORE_CAP)
     real = fold_real(family, [s.source for s in samples])
     neg = [s for s, r in zip(samples, real, strict=True) if r and s.split == "val" and s.label == "real"]
+    return pos, neg, n_family
+
+
+def finetune_family(settings, samples: list[Sample], recipe: Path, family: str, seed: int, schedule: Schedule) -> dict:
+    """One leave-one-family-out fold of a fine-tune: trained without `family`, its images (at most
+    FAMILY_SCORE_CAP, seeded) scored against real val images (the faces source's for face swaps)."""
+    cfg = schedule.config(recipe, seed)
+    bundle, train_s, n_train = _train(settings, cfg, exclude_family=family)
+    pos, neg, n_family = fold_images(samples, family, seed)
     s_pos, _ = _score(bundle, pos)
     s_neg, _ = _score(bundle, neg)
     return {
