@@ -88,9 +88,15 @@ def leave_out_plot(rows: list[dict], path: Path, title: str, key: str = "auroc",
 
 
 def paired_bars_plot(
-    labels: list[str], series: dict[str, list[float | None]], path: Path, title: str, goal: float | None = None
+    labels: list[str],
+    series: dict[str, list[float | None]],
+    path: Path,
+    title: str,
+    goal: float | None = None,
+    xlim: tuple[float, float] = (0, 1),
 ) -> Path:
-    """Horizontal bars of two or more figures per label side by side (a missing one is left out)."""
+    """Horizontal bars of two or more figures per label side by side (a missing one is left out); a narrower
+    `xlim` shows differences of a few hundredths."""
     fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(labels) * max(1, len(series) / 2) + 1.4))
     y = np.arange(len(labels))
     h = 0.8 / max(1, len(series))
@@ -101,7 +107,7 @@ def paired_bars_plot(
         ax.axvline(goal, color="C3", ls="--", lw=0.8, label=f"goal {goal:g}")
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set(title=title, xlim=(0, 1))
+    ax.set(title=title, xlim=xlim)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), fontsize=8, ncol=2, frameon=False)  # clear of the bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)

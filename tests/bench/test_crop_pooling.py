@@ -1,0 +1,45 @@
+"""bench/crop_pooling.py at a smoke scale: a registered model and a fold trained here, each scored whole and
+by crop grids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aidetect.settings import get_settings
+from model.crop_pooling import POOLINGS
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_production_model_is_scored_by_every_pooling(tiny_model, tmp_path):
+    from bench.crop_pooling import main
+
+    settings, ref, _ = tiny_model
+    out = tmp_path / "c.json"
+    args = ["--home", str(settings.home), "--manifest", str(settings.manifest), "--per-group", "3"]
+    assert main([*args, "--threads", "1", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["model"] == ref.uri and rep["left_out_family"] is None
+    assert set(rep["poolings"]) == set(POOLINGS) and rep["crop"] == 160
+    assert rep["poolings"]["whole"]["cost"] == 1.0 and rep["poolings"]["3x3"]["cost"] > 3
+    for row in rep["poolings"].values():
+        assert "overall" in row["auroc"] and all(0 <= a <= 1 for a in row["auroc"].values())
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_fold_trained_without_face_swaps_scores_them_too(tmp_path):
+    from bench.crop_pooling import FOLD, main
+
+    manifest = get_settings().manifest
+    if not manifest.is_file():
+        pytest.skip(f"shared manifest not found at {manifest}")
+    out = tmp_path / "c.json"
+    args = ["--home", str(tmp_path / "home"), "--without", "face-swap", "--epochs", "1", "--per-group", "2"]
+    assert main([*args, "--threads", "1", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["left_out_family"] == "face-swap" and rep["model"].startswith("(a) trained here without face-swap")
+    n_swaps, n_real = rep["n_fold"]
+    assert n_swaps >= 1 and n_real >= 1
+    assert all(0 <= row["auroc"][FOLD] <= 1 for row in rep["poolings"].values())
