@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from aidetect.settings import get_settings
 from model.crop_pooling import POOLINGS
 
 pytestmark = pytest.mark.slow
@@ -29,14 +28,22 @@ def test_the_production_model_is_scored_by_every_pooling(tiny_model, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_fold_trained_without_face_swaps_scores_them_too(tmp_path):
+def test_a_fold_trained_without_face_swaps_scores_them_too(tmp_path, manifest):
     from bench.crop_pooling import FOLD, main
 
-    manifest = get_settings().manifest
-    if not manifest.is_file():
-        pytest.skip(f"shared manifest not found at {manifest}")
     out = tmp_path / "c.json"
-    args = ["--home", str(tmp_path / "home"), "--without", "face-swap", "--epochs", "1", "--per-group", "2"]
+    args = [
+        "--home",
+        str(tmp_path / "home"),
+        "--manifest",
+        str(manifest),
+        "--without",
+        "face-swap",
+        "--epochs",
+        "1",
+        "--per-group",
+        "2",
+    ]
     assert main([*args, "--threads", "1", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["left_out_family"] == "face-swap" and rep["model"].startswith("(a) trained here without face-swap")

@@ -53,15 +53,23 @@ def test_the_recipe_tables_rule_chooses_among_full_schedule_folds():
 
 
 @pytest.mark.slow
-def test_folds_run_at_the_configs_own_epochs_smoke(tmp_path):
+def test_folds_run_at_the_configs_own_epochs_smoke(tmp_path, manifest):
     from bench.lofo_schedule import main
     from model.train import load_config
 
-    manifest = get_settings().manifest
-    if not manifest.is_file():
-        pytest.skip(f"shared manifest not found at {manifest}")
     out = tmp_path / "l.json"
-    args = ["--home", str(tmp_path / "home"), "--subset", "2", "--families", "face-swap", "--threads", "1"]
+    args = [
+        "--home",
+        str(tmp_path / "home"),
+        "--manifest",
+        str(manifest),
+        "--subset",
+        "2",
+        "--families",
+        "face-swap",
+        "--threads",
+        "1",
+    ]
     assert main([*args, "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     epochs = load_config(get_settings().recipe).epochs

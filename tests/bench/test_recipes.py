@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from aidetect.settings import get_settings
 from model.recipe_finetune import FULL, on_subset, one_epoch, short
 
 pytestmark = pytest.mark.slow
@@ -21,14 +20,11 @@ def test_schedules_key_their_units_apart():
     assert on_subset(FULL, None) == FULL
 
 
-def test_full_schedule_smoke(tmp_path):
+def test_full_schedule_smoke(tmp_path, manifest):
     from bench.recipes import FINETUNED, main
     from model.manifest import read_manifest, subsample
     from model.train import load_config
 
-    manifest = get_settings().manifest
-    if not manifest.is_file():
-        pytest.skip(f"shared manifest not found at {manifest}")
     home, out = tmp_path / "home", tmp_path / "r.json"
     args = ["--home", str(home), "--subset", "2", "--seeds", "0", "--out", str(out), "--frozen"]
     args += ["--finetune", "a", "--lofo-finetune", "a", "--lofo-families", "face-swap"]

@@ -7,17 +7,14 @@ import json
 
 import pytest
 
-from aidetect.settings import get_settings
 from model.robustness import TIER_NAMES
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_recipes_add_their_tier_tables_to_one_file(tmp_path):
+def test_two_recipes_add_their_tier_tables_to_one_file(tmp_path, manifest):
     from bench.robustness_recipes import MAX_DROP, main
 
-    if not get_settings().manifest.is_file():
-        pytest.skip("shared manifest not found")
     out = tmp_path / "rob.json"
     common = ["--schedule", "p1", "--val-cap", "2", "--threads", "1", "--out", str(out)]
     assert main(["--recipe", "e", *common]) == 0

@@ -7,18 +7,14 @@ import json
 
 import pytest
 
-from aidetect.settings import get_settings
 from model.manifest import read_manifest, subsample
 
 pytestmark = pytest.mark.slow
 
 
-def test_probe_smoke(tmp_path):
+def test_probe_smoke(tmp_path, manifest):
     from bench.self_blend_probe import main
 
-    manifest = get_settings().manifest
-    if not manifest.is_file():
-        pytest.skip(f"shared manifest not found at {manifest}")
     out = tmp_path / "p.json"
     args = ["--home", str(tmp_path / "home"), "--per-group", "2", "--epochs", "1", "--threads", "1", "--out", str(out)]
     assert main(args) == 0
