@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def plot(rep: dict, path: Path) -> Path:
         groups,
         {f"{n} ({r['cost']:.2f}x)": [r["auroc"][g] for g in groups] for n, r in rows.items()},
         path,
-        f"AUROC by pooling: {rep['model']}"[:90],
+        "\n".join(textwrap.wrap(f"AUROC by pooling: {rep['model']}", 64)),
         goal=GOALS["family_auroc_worst"] if rep["left_out_family"] else None,
         xlim=(max(0.0, np.floor(lowest * 20) / 20 - 0.05), 1.0),
     )
