@@ -9,6 +9,7 @@ per_side**2 * (crop / size)**2 of a whole-image pass. bench/crop_pooling.py meas
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 # name -> crops per side (0: the whole image, one pass, as serving scores it; 1: the centre crop)
@@ -45,8 +46,6 @@ def pooled_logits(net: torch.nn.Module, x: torch.Tensor, crop: int, per_side: in
 
 def score_poolings(net: torch.nn.Module, pre, images, crop: int, poolings: dict[str, int] = POOLINGS, batch: int = 32):
     """{pooling name: raw logits (N,)} of (N, S, S, 3) uint8 images, each batch normalised once for all poolings."""
-    import numpy as np
-
     from model.dataset import normalise_batch
 
     net.eval()
