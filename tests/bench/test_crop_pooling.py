@@ -32,19 +32,9 @@ def test_a_fold_trained_without_face_swaps_scores_them_too(tmp_path, manifest):
     from bench.crop_pooling import FOLD, main
 
     out = tmp_path / "c.json"
-    args = [
-        "--home",
-        str(tmp_path / "home"),
-        "--manifest",
-        str(manifest),
-        "--without",
-        "face-swap",
-        "--epochs",
-        "1",
-        "--per-group",
-        "2",
-    ]
-    assert main([*args, "--threads", "1", "--out", str(out)]) == 0
+    args = ["--home", str(tmp_path / "home"), "--manifest", str(manifest), "--threads", "1"]
+    args += ["--without", "face-swap", "--epochs", "1", "--per-group", "2"]
+    assert main([*args, "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["left_out_family"] == "face-swap" and rep["model"].startswith("(a) trained here without face-swap")
     n_swaps, n_real = rep["n_fold"]

@@ -58,18 +58,8 @@ def test_folds_run_at_the_configs_own_epochs_smoke(tmp_path, manifest):
     from model.train import load_config
 
     out = tmp_path / "l.json"
-    args = [
-        "--home",
-        str(tmp_path / "home"),
-        "--manifest",
-        str(manifest),
-        "--subset",
-        "2",
-        "--families",
-        "face-swap",
-        "--threads",
-        "1",
-    ]
+    args = ["--home", str(tmp_path / "home"), "--manifest", str(manifest), "--threads", "1"]
+    args += ["--subset", "2", "--families", "face-swap"]
     assert main([*args, "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     epochs = load_config(get_settings().recipe).epochs
