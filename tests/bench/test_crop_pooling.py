@@ -40,3 +40,12 @@ def test_a_fold_trained_without_face_swaps_scores_them_too(tmp_path, manifest):
     n_swaps, n_real = rep["n_fold"]
     assert n_swaps >= 1 and n_real >= 1
     assert all(0 <= row["auroc"][FOLD] <= 1 for row in rep["poolings"].values())
+
+
+def test_an_unknown_family_is_refused_before_anything_trains(tmp_path, manifest, capsys):
+    from bench.crop_pooling import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--manifest", str(manifest), "--home", str(tmp_path / "home"), "--without", "face-swaps"])
+    assert exit_.value.code == 2 and "--without face-swaps: not a family" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()  # nothing was trained or cached
