@@ -29,10 +29,9 @@ import numpy as np  # noqa: E402
 from record import machine, write  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
-from bench.recipes import FINETUNED  # noqa: E402
+from bench.recipes import FINETUNED, refuse_unknown_families  # noqa: E402
 from model.crop_pooling import POOLINGS, crop_cost, score_poolings  # noqa: E402
 from model.manifest import read_manifest, subsample  # noqa: E402
-from model.recipe_finetune import counted_families  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "crop_pooling.json"  # and .png beside it
 FOLD = "left-out family"
@@ -97,9 +96,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     settings = get_settings(manifest=args.manifest, home=args.home, model_uri=args.model_uri)
+    refuse_unknown_families(ap, "--without", [args.without] if args.without else [], settings.manifest)
     samples = read_manifest(settings.manifest)
-    if args.without and args.without not in (known := counted_families(samples)):  # the whole manifest's
-        ap.error(f"--without {args.without}: not a family of at least 50 images here; one of {', '.join(known)}")
     if args.per_group:
         samples = subsample(samples, args.per_group)
     fold = None

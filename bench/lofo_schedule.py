@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from record import machine, write  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
-from bench.recipes import FINETUNED, RESULT, lofo_step, samples_and_units  # noqa: E402
+from bench.recipes import FINETUNED, RESULT, lofo_step, refuse_unknown_families, samples_and_units  # noqa: E402
 from model.recipe_finetune import FULL, counted_families, on_subset  # noqa: E402
 from model.recipe_report import GOALS, choose  # noqa: E402
 
@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     recipes = list(dict.fromkeys(args.recipe))
     settings = get_settings(manifest=args.manifest, home=args.home)
+    refuse_unknown_families(ap, "--families", args.families, settings.manifest)
     samples, digest, units = samples_and_units(settings, args.subset)
     schedule = on_subset(replace(FULL, threads=args.threads), args.subset)
     families = args.families or counted_families(samples)

@@ -199,6 +199,17 @@ def samples_and_units(settings, subset: int | None):
     )
 
 
+def refuse_unknown_families(ap, flag: str, families, manifest: Path) -> None:
+    """Exit 2 with one argparse line, before anything trains, when a family to leave out is not one of the
+    whole manifest's counted families (a subset counts fewer, and a smoke run may still name them)."""
+    from model.manifest import read_manifest
+    from model.recipe_finetune import counted_families
+
+    known = counted_families(read_manifest(manifest, check_files=False))
+    if unknown := [f for f in families or () if f not in known]:
+        ap.error(f"{flag} {' '.join(unknown)}: not a family of at least 50 images here; one of {', '.join(known)}")
+
+
 def lofo_step(settings, samples, units, names, seeds, schedule, families=None):
     from model.recipe_finetune import counted_families, finetune_family
 
@@ -324,6 +335,7 @@ def main(argv=None) -> int:
     ap.add_argument("--subset", type=int, help="smoke runs: at most N images per source/label/split and rendered kind")
     args = ap.parse_args(argv)
     settings = get_settings(manifest=args.manifest, home=args.home)
+    refuse_unknown_families(ap, "--lofo-families", args.lofo_families, settings.manifest)
     from model.manifest import read_manifest
 
     samples, digest, units = samples_and_units(settings, args.subset)

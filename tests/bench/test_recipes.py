@@ -48,3 +48,16 @@ def test_full_schedule_smoke(tmp_path, manifest):
     assert row["stats"]["val_uncertain"]["n"] == 1
     md = out.with_suffix(".md").read_text()
     assert "val left uncertain" in md and "Schedules" in md
+
+
+@pytest.mark.parametrize(("script", "flag"), [("recipes", "--lofo-families"), ("lofo_schedule", "--families")])
+def test_a_misspelt_family_is_refused_before_anything_trains(script, flag, tmp_path, manifest, capsys):
+    import importlib
+
+    main = importlib.import_module(f"bench.{script}").main
+    home = tmp_path / "home"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--manifest", str(manifest), "--home", str(home), "--subset", "2", flag, "face-swap", "face-swaps"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and f"{flag} face-swaps: not a family" in err and "face-swap," in err
+    assert not home.exists()  # nothing was trained or cached

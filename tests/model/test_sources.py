@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from aidetect.settings import get_settings
 from model.manifest import Sample, read_manifest
 from model.sources import (
     POOLED,
@@ -22,23 +21,19 @@ from model.sources import (
 AI_FAMILIES = {"sd1", "dalle2-mini", "gpt4o", "gemini-2025", "ldm-glid-disco", "latent", "dit-sit", "face-swap"}
 
 
-def _shared():
-    manifest = get_settings().manifest
-    if not manifest.is_file():
-        pytest.skip(f"shared manifest not found at {manifest}")
+@pytest.fixture(scope="module")
+def shared(manifest):
     return read_manifest(manifest, check_files=False)
 
 
-def test_every_ai_image_of_the_shared_manifest_gets_a_known_family():
+def test_every_ai_image_of_the_shared_manifest_gets_a_known_family(shared):
     table = load_sources()
-    shared = _shared()
     fams = {table.family_of(s) for s in shared if s.label == "ai"}
     assert fams <= set(table.family_names) and AI_FAMILIES <= fams
 
 
-def test_real_images_never_get_an_ai_family():
+def test_real_images_never_get_an_ai_family(shared):
     table = load_sources()
-    shared = _shared()
     assert {table.family_of(s) for s in shared if s.label == "real"} == {"real"}
     # No source that holds only real images is listed in the family table at all.
     real_only = {s.source for s in shared} - {s.source for s in shared if s.label == "ai"}
