@@ -103,21 +103,40 @@ class Outbox:
                     rows = c.execute("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (batch,)).fetchall()
                     if not rows:
                         return done
-                    handler([d for _, p in rows if (d := _load(p)) is not None])
+                    handler([d for _, p in rows if (d := load_record(p)) is not None])
                     c.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
                     done += len(rows)
             finally:
                 c.close()
 
+    def hand_over(self, write: Callable[[list[str]], object]) -> int:
+        """Give every queued row's payload (one-line JSON) to `write` at once and delete the rows once it
+        returned (service/outbox_spill.py parks them elsewhere). No drain lock: the final flush's drain may
+        still hold it, blocked on a database that does not answer; should that drain commit later, its rows are
+        stored twice over, which the records handler's skipping of known ids makes harmless."""
+        c = self._connect()
+        try:
+            rows = c.execute("SELECT seq, payload FROM outbox ORDER BY seq").fetchall()
+            if rows:
+                write([p for _, p in rows])
+                c.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+            return len(rows)
+        finally:
+            c.close()
+
 
 FINAL_FLUSH_S = 10.0  # a third of the pod's grace period: what is left after LitServe's own shutdown
 
 
-def flush_before_exit(box: Outbox, handler: Callable[[list[Detection]], object], within: float = FINAL_FLUSH_S) -> int:
+def flush_before_exit(
+    box: Outbox, handler: Callable[[list[Detection]], object], within: float = FINAL_FLUSH_S, objects=None
+) -> int:
     """Drain what the flusher had not yet taken, once the server has stopped answering: the flusher runs every
     half second and dies with its process, and in the deployment the outbox lives on the pod's emptyDir, which
     goes with the pod. Bounded by `within` (a database that does not answer would hold the pod to its
-    SIGKILL); what is left is logged with its count. Returns the records flushed."""
+    SIGKILL). What is left is parked in `objects`, the review images' store, for a running server to adopt
+    (service/outbox_spill.py); only if that fails too is it logged as at risk, with its count. Returns the
+    records flushed."""
     waiting = box.backlog()
     if not waiting:
         return 0
@@ -137,6 +156,22 @@ def flush_before_exit(box: Outbox, handler: Callable[[list[Detection]], object],
         log.info("flushed %d detection records before stopping (%.1f s)", outcome["done"], time.monotonic() - t0)
         return outcome["done"]
     why = outcome.get("error") or f"no answer within {within:g} s"
+    if objects is not None:
+        from service.outbox_spill import spill
+
+        try:
+            n, key = spill(box, objects)
+            log.warning(
+                "%d detection records were not flushed before stopping (%s): parked in %s/%s, where a running "
+                "server adopts them",
+                n,
+                why,
+                objects.url,
+                key,
+            )
+            return 0
+        except Exception as e:
+            why = f"{why}; cannot park them either: {e}"
     log.error(
         "%d detection records were not flushed before stopping (%s): they stay in %s, and are lost if that "
         "volume goes with this process (a pod's emptyDir)",
@@ -147,7 +182,7 @@ def flush_before_exit(box: Outbox, handler: Callable[[list[Detection]], object],
     return 0
 
 
-def _load(payload: str) -> Detection | None:
+def load_record(payload: str) -> Detection | None:
     try:
         return Detection.from_outbox(payload)
     except ValidationError as e:  # a row no Detection reads (written by an older release): said, then dropped
@@ -155,11 +190,25 @@ def _load(payload: str) -> Detection | None:
         return None
 
 
-class Flusher:
-    """A daemon thread draining an outbox every `interval` seconds, backing off while the database is down."""
+ADOPT_EVERY_S = 60.0  # how often a running server looks for records that stopped servers parked
 
-    def __init__(self, box: Outbox, handler: Callable[[list[Detection]], object], interval: float = 0.5):
+
+class Flusher:
+    """A daemon thread draining an outbox every `interval` seconds, backing off while the database is down,
+    and, once the database takes records, adopting those that stopped servers parked (`adopt`)."""
+
+    def __init__(
+        self,
+        box: Outbox,
+        handler: Callable[[list[Detection]], object],
+        interval: float = 0.5,
+        adopt: Callable[[], int] | None = None,
+        adopt_every: float = ADOPT_EVERY_S,
+    ):
         self.box, self.handler, self.interval = box, handler, interval
+        self.adopt, self.adopt_every = adopt, adopt_every  # records stopped servers parked (outbox_spill)
+        self._adopted_at = -float("inf")
+        self._adopt_failing = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.failing = False
@@ -188,6 +237,20 @@ class Flusher:
             if self.failing:
                 log.warning("database is back: outbox flushed")
             self.failing = False
+            self._adopt_parked()
+
+    def _adopt_parked(self) -> None:
+        if self.adopt is None or time.monotonic() - self._adopted_at < self.adopt_every:
+            return
+        self._adopted_at = time.monotonic()
+        try:
+            if self.adopt():
+                self._wake.set()  # flush them now, not at the next interval
+            self._adopt_failing = False
+        except Exception as e:  # the store is away: parked records wait there; said once per outage
+            if not self._adopt_failing:
+                log.warning("cannot look for parked detection records: %s", e)
+            self._adopt_failing = True
 
     def _retrying(self) -> tenacity.Retrying:
         """Drain until it works (the database is down or refusing: keep records, back off 1 s to 10 s); a poke

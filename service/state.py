@@ -161,6 +161,7 @@ class ServiceState:
         self.secret = session_secret(settings)
         self.drift_file = Path(settings.home) / "monitoring" / "drift.json"
         self._background_pid: int | None = None
+        self._parking = None
 
     def ensure_background(self) -> None:
         """Start the outbox flusher, the key refresher and the retention pass in this process, once. Called on
@@ -170,12 +171,24 @@ class ServiceState:
         self._background_pid = os.getpid()
         from service.api import prune_forever
         from service.outbox import Flusher
+        from service.outbox_spill import adopt
 
-        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).apply_outbox).start()
+        self.flusher = Flusher(
+            self.outbox, LazyRecords(self.settings).apply_outbox, adopt=lambda: adopt(self.outbox, self.parking())
+        ).start()
         threading.Thread(target=self.keys.refresh_forever, name="api-keys", daemon=True).start()
         threading.Thread(
             target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
         ).start()
+
+    def parking(self):
+        """The object store where stopped servers park unflushed records: the review images' store."""
+        if self._parking is None:
+            from model.etl.store import default_urls
+            from service.review_store import open_review_objects
+
+            self._parking = open_review_objects(default_urls(self.settings)[1])
+        return self._parking
 
     def db(self):
         """The records database, with every queued detection flushed into it first; raises when it is down."""

@@ -4,6 +4,8 @@
     key = objects.put(sha256_hex, data)                   # idempotent: same bytes, same key
     objects.local_path(key)                               # a file path, where the store has one
     objects.delete(key)                                   # erasure (the service's retention); ingest never deletes
+    objects.put_at("outbox-spill/pod-1.jsonl", data)      # a named object, beside the content-addressed ones
+    objects.keys("outbox-spill/")                         # the keys under a prefix, sorted
 
 Writes are atomic (temporary file + rename locally; a single PUT on S3), so a process killed
 mid-write leaves either nothing or the whole object, never a torn one under the real key. For
@@ -36,6 +38,8 @@ class Objects(Protocol):
     url: str
 
     def put(self, sha: str, data: bytes) -> str: ...
+    def put_at(self, key: str, data: bytes) -> str: ...
+    def keys(self, prefix: str) -> list[str]: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def local_path(self, key: str) -> Path | None: ...
@@ -52,9 +56,10 @@ class LocalObjects:
 
     def put(self, sha: str, data: bytes) -> str:
         key = object_key(sha)
+        return key if self._path(key).exists() else self.put_at(key, data)
+
+    def put_at(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        if path.exists():
-            return key
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
@@ -67,6 +72,14 @@ class LocalObjects:
             Path(tmp).unlink(missing_ok=True)
             raise
         return key
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+        )
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -105,14 +118,22 @@ class S3Objects:
 
     def put(self, sha: str, data: bytes) -> str:
         key = object_key(sha)
+        return key if self.exists(key) else self.put_at(key, data)
+
+    def put_at(self, key: str, data: bytes) -> str:
         try:
-            if not self.exists(key):
-                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-        except ObjectStoreError:
-            raise
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except Exception as e:
             raise ObjectStoreError(f"cannot write {key} to {self.url}: {e}") from None
         return key
+
+    def keys(self, prefix: str) -> list[str]:
+        strip = len(self._key(""))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+            return sorted(o["Key"][strip:] for page in pages for o in page.get("Contents", ()))
+        except Exception as e:
+            raise ObjectStoreError(f"cannot list {prefix} in {self.url}: {e}") from None
 
     def get(self, key: str) -> bytes:
         try:

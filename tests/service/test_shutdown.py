@@ -117,6 +117,42 @@ def test_every_answer_given_before_a_stop_is_in_the_records_when_the_process_end
         db.close()
 
 
+
+def test_answers_a_server_could_not_record_before_stopping_are_parked_and_another_server_records_them(
+    detector_with, tiny_model, tmp_path
+):
+    """A pod that stops while the database is down would lose its emptyDir outbox; the main process parks
+    what it could not flush in the review images' object store, and the next server to start adopts it."""
+    from aidetect.settings import Settings
+    from service.outbox_spill import PREFIX
+    from service.records import Records
+
+    settings = tiny_model[0]
+    objects = tmp_path / "objects"  # shared by both servers, as the deployment's S3 bucket is
+    shared = {"AIDETECT_OBJECT_STORE": str(objects), "AIDETECT_TRACKING_URI": settings.resolved_tracking_uri}
+    down = "postgresql://aidetect:secret@127.0.0.1:9/aidetect"  # the discard port: refused at once
+    url = detector_with(AIDETECT_HOME=str(tmp_path / "stopping"), AIDETECT_STORE_URL=down, **shared)
+    body = solid((64, 64), (90, 90, 90), fmt="JPEG")
+    with httpx.Client(timeout=60) as c:
+        ids = [c.post(f"{url}/v1/detect", content=body, headers={"Content-Type": "image/jpeg"}).json()["id"]
+               for _ in range(5)]  # fmt: skip
+    proc = detector_with.procs[-1]
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert len(list((objects / PREFIX).iterdir())) == 1, "nothing was parked"
+
+    home = tmp_path / "running"  # its own SQLite records: the database that is up
+    detector_with(AIDETECT_HOME=str(home), **shared)
+    db = Records.open(Settings(home=home, object_store=str(objects)))
+    try:
+        deadline = time.monotonic() + 60
+        while not all(db.get_detection(i) for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(db.get_detection(i) is not None for i in ids)
+    finally:
+        db.close()
+    assert not list((objects / PREFIX).iterdir())  # adopted once, and gone from the store
+
 def group_of(pgid: int) -> str:
     out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
     return "\n".join(line for line in out.splitlines() if line.strip() and "<defunct>" not in line)

@@ -44,3 +44,26 @@ def test_s3_errors_are_clear(s3_client):
         objects.put("ab" * 32, b"x")
     with pytest.raises(ObjectStoreError, match="expected s3://bucket"):
         S3Objects("s3://", client=s3_client)
+
+
+def _named_objects_round_trip(objects):
+    assert objects.keys("outbox-spill/") == []  # nothing there yet, not an error
+    objects.put(sha256_hex(b"image"), b"image")  # a content-addressed object is not under the prefix
+    for name in ("pod-b.jsonl", "pod-a.jsonl"):
+        assert objects.put_at(f"outbox-spill/{name}", name.encode()) == f"outbox-spill/{name}"
+    assert objects.keys("outbox-spill/") == ["outbox-spill/pod-a.jsonl", "outbox-spill/pod-b.jsonl"]
+    assert objects.get("outbox-spill/pod-a.jsonl") == b"pod-a.jsonl"
+    assert objects.delete("outbox-spill/pod-a.jsonl") and objects.keys("outbox-spill/") == ["outbox-spill/pod-b.jsonl"]
+
+
+def test_named_objects_are_listed_by_prefix_on_a_local_disk(tmp_path):
+    _named_objects_round_trip(open_objects(tmp_path / "objects"))
+    assert not list((tmp_path / "objects").rglob(".tmp-*"))
+
+
+def test_named_objects_are_listed_by_prefix_on_s3_under_the_stores_own_prefix(s3_client):
+    s3_client.create_bucket(Bucket="aidetect-review")
+    s3_client.put_object(Bucket="aidetect-review", Key="other/outbox-spill/x.jsonl", Body=b"another store's")
+    _named_objects_round_trip(open_objects("s3://aidetect-review/v1", client=s3_client))
+    with pytest.raises(ObjectStoreError, match="cannot list outbox-spill/ in s3://no-such-bucket"):
+        open_objects("s3://no-such-bucket", client=s3_client).keys("outbox-spill/")
