@@ -76,19 +76,24 @@ def plot(rep: dict, path: Path) -> Path:
     )
 
 
+def scoring_args(ap: argparse.ArgumentParser, result: Path, model_note: str = "") -> None:
+    """The options of a benchmark that scores a registered model on the val split and writes `result`."""
+    ap.add_argument("--manifest", type=Path, help="image manifest [AIDETECT_MANIFEST]")
+    ap.add_argument("--home", type=Path, help="aidetect home: registry and caches [AIDETECT_HOME]")
+    ap.add_argument("--model-uri", help=f"model to score [the production alias]{model_note}")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads [2]")
+    ap.add_argument("--per-group", type=int, help="smoke runs: at most N images per source/label/split")
+    ap.add_argument("--out", type=Path, default=result, help=f"result JSON [{result.relative_to(ROOT)}]")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", type=Path, help="image manifest [AIDETECT_MANIFEST]")
-    ap.add_argument("--home", type=Path, help="aidetect home: registry and rendered non-photos [AIDETECT_HOME]")
-    ap.add_argument("--model-uri", help="model to score [the production alias]; ignored with --without")
+    scoring_args(ap, RESULT, "; ignored with --without")
     ap.add_argument("--without", metavar="FAMILY", help="train --recipe without this generator family instead")
     ap.add_argument("--recipe", choices=sorted(FINETUNED), default="a", help="recipe trained with --without [a]")
     ap.add_argument("--epochs", type=int, help="training epochs with --without [the recipe's own]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop", type=int, default=160, help="crop side for a registered model [160: aug.crop]")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads [2]")
-    ap.add_argument("--per-group", type=int, help="smoke runs: at most N images per source/label/split")
-    ap.add_argument("--out", type=Path, default=RESULT, help=f"result JSON [{RESULT.relative_to(ROOT)}]")
     args = ap.parse_args(argv)
     import torch
 

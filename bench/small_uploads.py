@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from record import machine, write  # noqa: E402
 
 from aidetect.settings import get_settings  # noqa: E402
-from bench.crop_pooling import group_aurocs  # noqa: E402
+from bench.crop_pooling import group_aurocs, scoring_args  # noqa: E402
 from model.manifest import read_manifest, subsample  # noqa: E402
 from model.preprocess import PreprocessConfig, fit_to_size  # noqa: E402
 
@@ -92,12 +92,7 @@ def plot(rep: dict, path: Path) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", type=Path, help="image manifest [AIDETECT_MANIFEST]")
-    ap.add_argument("--home", type=Path, help="aidetect home: the registry [AIDETECT_HOME]")
-    ap.add_argument("--model-uri", help="model to score [the production alias]")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads [2]")
-    ap.add_argument("--per-group", type=int, help="smoke runs: at most N images per source/label/split")
-    ap.add_argument("--out", type=Path, default=RESULT, help=f"result JSON [{RESULT.relative_to(ROOT)}]")
+    scoring_args(ap, RESULT)
     args = ap.parse_args(argv)
     import torch
 
