@@ -30,6 +30,13 @@ class BlendConfig:
     centre_jitter: float = 0.1  # the ellipse's centre moves up to this share of the side from the middle
     axes: tuple[float, float] = (0.15, 0.35)  # its semi-axes, as shares of the side
     soften: tuple[float, float] = (2.0, 8.0)  # Gaussian radius (px) of its edge
+    # What fills the ellipse: "self", an altered copy of the image (SBI); "ai", the same region of an AI training
+    # image, its colours matched to the photo's (a splice: generated pixels inside a real photo, recipe (g))
+    donor: str = "self"
+
+    def __post_init__(self):
+        if self.donor not in ("self", "ai"):
+            raise ValueError(f"blend.donor must be 'self' or 'ai', not {self.donor!r}")
 
 
 def ellipse_mask(h: int, w: int, cfg: BlendConfig, rng: random.Random) -> np.ndarray:
@@ -81,8 +88,27 @@ def altered_copy(img: np.ndarray, rng: random.Random) -> np.ndarray:
 def self_blend(img: np.ndarray, cfg: BlendConfig, rng: random.Random) -> np.ndarray:
     """A pseudo-fake of an HxWx3 uint8 real image (same shape and dtype)."""
     h, w = img.shape[:2]
-    mask = ellipse_mask(h, w, cfg, rng)[..., None]
-    out = mask * altered_copy(img, rng) + (1 - mask) * img.astype(np.float32)
+    return _paste(img, altered_copy(img, rng), ellipse_mask(h, w, cfg, rng))
+
+
+def splice(img: np.ndarray, donor: np.ndarray, cfg: BlendConfig, rng: random.Random) -> np.ndarray:
+    """A real HxWx3 uint8 image with the same ellipse of an AI image of its size blended in. The donor's mean and
+    spread per channel inside the ellipse are matched to the photo's there, so that what tells the region apart
+    is the generator's texture, not a colour patch."""
+    h, w = img.shape[:2]
+    mask = ellipse_mask(h, w, cfg, rng)
+    x, d = img.astype(np.float32), donor.astype(np.float32)
+    inside = mask > 0.5 * mask.max()  # the ellipse, whatever the blend ratio that scales the mask
+    if inside.any():
+        mx, sx = x[inside].mean(0), x[inside].std(0) + 1.0
+        md, sd = d[inside].mean(0), d[inside].std(0) + 1.0
+        d = (d - md) / sd * sx + mx
+    return _paste(img, np.clip(d, 0, 255), mask)
+
+
+def _paste(img: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = mask[..., None]
+    out = m * inside + (1 - m) * img.astype(np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -28,7 +28,7 @@ from model.detectors.efficientnet import logits as net_logits
 from model.manifest import Sample, read_manifest, subsample
 from model.metrics import per_source_metrics
 from model.preprocess import PreprocessConfig
-from model.self_blend import BlendConfig, add_twins, self_blend
+from model.self_blend import BlendConfig, add_twins, self_blend, splice
 from model.splits import calibration_parts
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def train_network(
     blend: np.ndarray | None = None,
 ) -> list[float]:
     """Plain training loop; `on_step(step, total, loss, lr)` reports progress. Returns losses. Images
-    marked in `blend` are self-blended afresh (model.self_blend) before each augmentation."""
+    marked in `blend` are self-blended or spliced afresh (model.self_blend) before each augmentation."""
     net.train()
     net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -137,8 +137,15 @@ def train_network(
     losses, step = [], 0
     y_all = torch.from_numpy(targets.astype(np.float32))
 
+    # Splices (blend.donor "ai") take their generated region from the AI images being trained on.
+    donors = np.flatnonzero((targets == 1) & ~blend) if blend is not None and cfg.blend.donor == "ai" else []
+
     def view(i: int) -> np.ndarray:
-        return self_blend(images[i], cfg.blend, rng) if blend is not None and blend[i] else images[i]
+        if blend is None or not blend[i]:
+            return images[i]
+        if len(donors):
+            return splice(images[i], images[rng.choice(donors)], cfg.blend, rng)
+        return self_blend(images[i], cfg.blend, rng)
 
     for _epoch in range(cfg.epochs):
         order = list(range(len(images)))

@@ -13,7 +13,7 @@ import pytest
 import model.train as train_mod
 from model.detectors import DetectorSpec, build_network
 from model.manifest import Sample
-from model.self_blend import BlendConfig, add_twins, ellipse_mask, self_blend
+from model.self_blend import BlendConfig, add_twins, ellipse_mask, self_blend, splice
 from model.train import load_config, train_network
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "cnn_selfblend.yaml"
@@ -94,4 +94,52 @@ def test_the_recipe_blends_the_faces_source_and_a_frozen_recipe_refuses_to(tmp_p
     bad = tmp_path / "bad.yaml"
     bad.write_text("spec:\n  frozen: [efficientnet-lite0]\nblend:\n  sources: [faces]\n")
     with pytest.raises(ValueError, match="fine-tuned recipe"):
+        load_config(bad)
+
+
+# --- recipe (g), configs/cnn_splice.yaml: the ellipse filled from an AI training image instead ---
+
+
+def test_a_splice_takes_the_donors_texture_in_the_photos_colours_and_leaves_the_edges_alone():
+    img = np.full((64, 64, 3), (200, 120, 40), np.uint8) + photo(64, 1) // 16  # an orange photo, its own grain
+    donor = photo(64, 2)  # another picture: grey on average, loud
+    for seed in range(5):
+        out = splice(img, donor, replace(TIGHT, donor="ai"), random.Random(seed))
+        edge = np.ones((64, 64), bool)
+        edge[8:-8, 8:-8] = False
+        assert out.shape == img.shape and out.dtype == np.uint8 and np.array_equal(out[edge], img[edge])
+        centre, was, other = (a[30:34, 30:34].reshape(-1).astype(float) for a in (out, img, donor))
+        # the donor's pattern shows through (even at a quarter blend), in the photo's colours, not grey
+        assert np.corrcoef(centre - was, other)[0, 1] > 0.2
+        assert np.abs(out[30:34, 30:34].reshape(-1, 3).mean(0) - (200, 120, 40)).max() < 10
+
+
+def test_the_training_loop_splices_twins_with_ai_images_only():
+    donors_seen = []
+    x = np.stack([photo(40, i) for i in range(8)])
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 0])
+    blend = np.array([False] * 6 + [True] * 2)  # the last two are twins of real photos, labelled real here
+
+    def spying(img, donor, cfg, rng):
+        donors_seen.append(next(i for i in range(8) if np.array_equal(donor, x[i])))
+        return splice(img, donor, cfg, rng)
+
+    cfg = load_config(None, epochs=2, batch_size=4, bf16=False, threads=1)
+    cfg = replace(cfg, aug=replace(cfg.aug, crop=32), blend=replace(TIGHT, donor="ai"))
+    original = train_mod.splice
+    train_mod.splice = spying
+    try:
+        train_network(build_network(DetectorSpec(pretrained=False)), x, y, cfg, random.Random(0), blend=blend)
+    finally:
+        train_mod.splice = original
+    assert len(donors_seen) == 4 and set(donors_seen) <= {1, 3, 5}  # AI images, never a real one or a twin
+
+
+def test_the_splice_recipe_is_the_self_blend_recipe_with_ai_donors(tmp_path):
+    cfg = load_config(RECIPE.with_name("cnn_splice.yaml"))
+    f = load_config(RECIPE)
+    assert cfg.blend.donor == "ai" and replace(cfg, blend=f.blend, recipe=f.recipe) == f
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("blend:\n  sources: [faces]\n  donor: other\n")
+    with pytest.raises(ValueError, match="blend.donor must be 'self' or 'ai'"):
         load_config(bad)
