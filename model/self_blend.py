@@ -9,7 +9,9 @@ the shared faces are (no landmark model installs offline); a recipe names the so
 pseudo-fake twin (`blend.sources`), so no fake of the family itself is needed to learn it.
 
 On the shared data the premise failed: the twins are learned, yet face swaps score lower than without them
-(bench/self_blend_probe.py, docs/model-card.md), so recipe (f) is kept as a config, not served.
+(bench/self_blend_probe.py, docs/model-card.md), so recipe (f) is kept as a config, not served. Recipe (g)
+fills the same ellipse from an AI training image instead (`splice`, `donor: ai`): a generator's texture inside a
+real photo, which is what a swapped-in face is.
 """
 
 from __future__ import annotations
