@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -50,18 +48,13 @@ def test_each_policy_scores_what_it_says():
 
 
 @pytest.mark.slow
-def test_the_production_model_is_scored_under_every_small_tier(tiny_model, tmp_path):
+def test_the_production_model_is_scored_under_every_small_tier(scored_on_tiny_model):
     from bench.small_uploads import main
 
-    settings, ref, _ = tiny_model
-    out = tmp_path / "s.json"
-    args = ["--home", str(settings.home), "--manifest", str(settings.manifest), "--per-group", "3"]
-    assert main([*args, "--threads", "1", "--out", str(out)]) == 0
-    rep = json.loads(out.read_text())
-    assert rep["model"] == ref.uri and list(rep["tiers"]) == list(SMALL_TIERS)
+    rep = scored_on_tiny_model(main)
+    assert list(rep["tiers"]) == list(SMALL_TIERS)
     for row in rep["tiers"].values():
         assert set(row["auroc"]) == set(POLICIES)
         got, drop = row["auroc"]["native"]["overall"], row["drop"]["native"]["overall"]
         assert drop == pytest.approx(rep["stored_auroc"]["overall"] - got)
     assert set(rep["worst_drop"]) == set(POLICIES)
-    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
