@@ -48,19 +48,23 @@ def native_square(img, pre: PreprocessConfig):
     return img.crop((left, top, left + m, top + m))
 
 
-def policy_logits(net, pre: PreprocessConfig, images) -> dict[str, np.ndarray]:
-    """{policy: raw logit per PIL image}; a native square has its own size, so each image is its own batch."""
+def logits(net, pre: PreprocessConfig, images) -> np.ndarray:
+    """Raw logit per PIL image, each its own batch: a native square has its own size."""
     import torch
 
     from model.dataset import normalise_batch
 
-    def logit(img) -> float:
-        with torch.inference_mode():
-            return float(net(normalise_batch(np.array(img)[None], pre)).reshape(-1)[0])
-
     net.eval()
-    served = np.array([logit(fit_to_size(img, pre)) for img in images], dtype=np.float32)
-    native = np.array([logit(native_square(img, pre)) for img in images], dtype=np.float32)
+    with torch.inference_mode():
+        return np.array(
+            [float(net(normalise_batch(np.array(img)[None], pre)).reshape(-1)[0]) for img in images], dtype=np.float32
+        )
+
+
+def policy_logits(net, pre: PreprocessConfig, images) -> dict[str, np.ndarray]:
+    """{policy: raw logit per PIL image}."""
+    served = logits(net, pre, [fit_to_size(img, pre) for img in images])
+    native = logits(net, pre, [native_square(img, pre) for img in images])
     return {"as served": served, "native": native, "mean of both": (served + native) / 2}
 
 
@@ -110,7 +114,7 @@ def main(argv=None) -> int:
     val = [s for s in samples if s.split == "val"]
     t0 = time.perf_counter()
     images = [decode_image(s.path.read_bytes(), bundle.pre) for s in val]
-    stored = group_aurocs(policy_logits(bundle.net, bundle.pre, images)["as served"], val)
+    stored = group_aurocs(logits(bundle.net, bundle.pre, [fit_to_size(img, bundle.pre) for img in images]), val)
     tiers = {}
     for tier in tiers_named(SMALL_TIERS):
         changed = [tier.apply(img, s.path.name) for s, img in zip(val, images, strict=True)]  # as evaluate seeds it

@@ -162,15 +162,14 @@ class DetectorAPI(ls.LitAPI):
     def _setup_records(self) -> None:
         """Records go to a local outbox that the HTTP process drains into the database (service.state), and
         kept images straight to the object store: this process never waits on the database."""
-        from model.etl.store import default_urls
         from service.metrics import metrics
         from service.outbox import Outbox
-        from service.review_store import ReviewStore, open_review_objects
+        from service.review_store import ReviewStore, review_objects
 
         self.metrics = metrics()
         self.metrics.model_info.labels(self.ref.name, self.ref.version).set(1)
         self.outbox = Outbox(outbox_path(self.settings))
-        self.keeper = ReviewStore(open_review_objects(default_urls(self.settings)[1]), self.metrics)
+        self.keeper = ReviewStore(review_objects(self.settings), self.metrics)
         self.keeper.warm()
 
     def decode_request(self, request):

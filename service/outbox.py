@@ -129,14 +129,17 @@ FINAL_FLUSH_S = 10.0  # a third of the pod's grace period: what is left after Li
 
 
 def flush_before_exit(
-    box: Outbox, handler: Callable[[list[Detection]], object], within: float = FINAL_FLUSH_S, objects=None
+    box: Outbox,
+    handler: Callable[[list[Detection]], object],
+    within: float = FINAL_FLUSH_S,
+    parking: Callable[[], object] | None = None,
 ) -> int:
     """Drain what the flusher had not yet taken, once the server has stopped answering: the flusher runs every
     half second and dies with its process, and in the deployment the outbox lives on the pod's emptyDir, which
     goes with the pod. Bounded by `within` (a database that does not answer would hold the pod to its
-    SIGKILL). What is left is parked in `objects`, the review images' store, for a running server to adopt
-    (service/outbox_spill.py); only if that fails too is it logged as at risk, with its count. Returns the
-    records flushed."""
+    SIGKILL). What is left is parked in the object store `parking()` opens (the review images'), for a running
+    server to adopt (service/outbox_spill.py); only if that fails too is it logged as at risk, with its count.
+    Returns the records flushed."""
     waiting = box.backlog()
     if not waiting:
         return 0
@@ -156,10 +159,11 @@ def flush_before_exit(
         log.info("flushed %d detection records before stopping (%.1f s)", outcome["done"], time.monotonic() - t0)
         return outcome["done"]
     why = outcome.get("error") or f"no answer within {within:g} s"
-    if objects is not None:
+    if parking is not None:
         from service.outbox_spill import spill
 
         try:
+            objects = parking()
             n, key = spill(box, objects)
             log.warning(
                 "%d detection records were not flushed before stopping (%s): parked in %s/%s, where a running "

@@ -52,6 +52,14 @@ def open_review_objects(spec: str):
     return open_objects(spec, client=boto3.client("s3", config=cfg))
 
 
+def review_objects(settings):
+    """The settings' store for kept images (AIDETECT_OBJECT_STORE, else a directory under AIDETECT_HOME), which
+    also parks the records a stopping server could not flush (service/outbox_spill.py)."""
+    from model.etl.store import default_urls
+
+    return open_review_objects(default_urls(settings)[1])
+
+
 def transient(e: BaseException) -> bool:
     """Whether another try may succeed. S3Objects raises its error `from None`: botocore's is the context."""
     cause = e.__cause__ or e.__context__ or e

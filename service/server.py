@@ -168,10 +168,11 @@ def run_server(settings: Settings) -> None:
             host=settings.host, port=settings.port, generate_client_file=False, log_level="warning", num_api_servers=1
         )
     finally:  # every answer given is recorded before the process goes (service/outbox.py)
-        from model.etl.store import default_urls
         from service.api import LazyRecords, outbox_path
         from service.outbox import Outbox, flush_before_exit
-        from service.review_store import open_review_objects
+        from service.review_store import review_objects
 
-        parking = open_review_objects(default_urls(settings)[1])  # where what the database does not take waits
-        flush_before_exit(Outbox(outbox_path(settings)), LazyRecords(settings).apply_outbox, objects=parking)
+        # the store is opened only if something is left to park, inside the flush's own guard
+        flush_before_exit(
+            Outbox(outbox_path(settings)), LazyRecords(settings).apply_outbox, parking=lambda: review_objects(settings)
+        )

@@ -184,10 +184,9 @@ class ServiceState:
     def parking(self):
         """The object store where stopped servers park unflushed records: the review images' store."""
         if self._parking is None:
-            from model.etl.store import default_urls
-            from service.review_store import open_review_objects
+            from service.review_store import review_objects
 
-            self._parking = open_review_objects(default_urls(self.settings)[1])
+            self._parking = review_objects(self.settings)
         return self._parking
 
     def db(self):

@@ -114,7 +114,7 @@ def test_a_splice_takes_the_donors_texture_in_the_photos_colours_and_leaves_the_
         assert np.abs(out[30:34, 30:34].reshape(-1, 3).mean(0) - (200, 120, 40)).max() < 10
 
 
-def test_the_training_loop_splices_twins_with_ai_images_only():
+def test_the_training_loop_splices_twins_with_ai_images_only(monkeypatch):
     donors_seen = []
     x = np.stack([photo(40, i) for i in range(8)])
     y = np.array([0, 1, 0, 1, 0, 1, 0, 0])
@@ -126,12 +126,8 @@ def test_the_training_loop_splices_twins_with_ai_images_only():
 
     cfg = load_config(None, epochs=2, batch_size=4, bf16=False, threads=1)
     cfg = replace(cfg, aug=replace(cfg.aug, crop=32), blend=replace(TIGHT, donor="ai"))
-    original = train_mod.splice
-    train_mod.splice = spying
-    try:
-        train_network(build_network(DetectorSpec(pretrained=False)), x, y, cfg, random.Random(0), blend=blend)
-    finally:
-        train_mod.splice = original
+    monkeypatch.setattr(train_mod, "splice", spying)
+    train_network(build_network(DetectorSpec(pretrained=False)), x, y, cfg, random.Random(0), blend=blend)
     assert len(donors_seen) == 4 and set(donors_seen) <= {1, 3, 5}  # AI images, never a real one or a twin
 
 

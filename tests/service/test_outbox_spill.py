@@ -48,13 +48,18 @@ def test_the_final_flush_parks_what_the_database_refuses(tmp_path, make_detectio
     objects = open_objects(tmp_path / "objects")
     box = Outbox(tmp_path / "outbox.db")
     box.append([make_detection(b"1"), make_detection(b"2")])
-    assert flush_before_exit(box, refuses, objects=objects) == 0
+    assert flush_before_exit(box, refuses, parking=lambda: objects) == 0
     assert len(box) == 0 and len(objects.keys(PREFIX)) == 1
     assert "2 detection records were not flushed before stopping (connection refused): parked in" in caplog.text
 
     box.append([make_detection(b"3")])
-    assert flush_before_exit(box, refuses, objects=LocalObjects(tmp_path / "outbox.db")) == 0  # a file: no store
+    a_file = LocalObjects(tmp_path / "outbox.db")  # a file where the store's directory should be
+    assert flush_before_exit(box, refuses, parking=lambda: a_file) == 0
     assert len(box) == 1 and "cannot park them either" in caplog.text and "are lost if that volume" in caplog.text
+    caplog.clear()
+    # a store that cannot even be opened (a bad AIDETECT_OBJECT_STORE) still leaves the flush its say
+    assert flush_before_exit(box, refuses, parking=lambda: open_objects("s3://")) == 0
+    assert len(box) == 1 and "expected s3://bucket" in caplog.text and "are lost if that volume" in caplog.text
 
 
 def test_a_running_flusher_adopts_parked_records_once_the_database_takes_records(tmp_path, make_detection):
