@@ -50,23 +50,39 @@ def metrics() -> SimpleNamespace:
         keep_failures=Counter(
             "aidetect_review_keep_failures", "kept images the object store did not take: answered, not kept"
         ),
+        outbox_adopted=Counter(
+            "aidetect_outbox_adopted_records",
+            "detection records this server adopted from servers that stopped with the database down",
+        ),
         model_info=Gauge(
             "aidetect_model_info", "the model version a worker serves (1)", ["name", "version"], multiprocess_mode="max"
         ),
     )
 
 
+PARKED_CACHE_S = 60.0  # parked objects are listed at most this often: a listing is an object-store request
+
+
 class StateCollector:
-    """Gauges read at scrape time: review queue size (cached a few seconds), drift PSI, outbox backlog."""
+    """Gauges read at scrape time: review queue size (cached a few seconds), drift PSI, outbox backlog, and
+    the outbox objects stopped servers parked in the object store (`parked`: a callable counting them)."""
 
     def __init__(
-        self, queue_size=None, drift_file: Path | None = None, outbox_size=None, cache_s: float = 5.0, drift_stored=None
+        self,
+        queue_size=None,
+        drift_file: Path | None = None,
+        outbox_size=None,
+        cache_s: float = 5.0,
+        drift_stored=None,
+        parked=None,
     ):
         self.queue_size, self.drift_file, self.outbox_size, self.cache_s = queue_size, drift_file, outbox_size, cache_s
         # The newest report in the records database (`aidetect monitor drift` stores it there, wherever it ran:
         # in the cluster a CronJob); the local file is the fallback of a store-less run.
         self.drift_stored = drift_stored
+        self.parked = parked
         self._queue: tuple[float, float | None] = (0.0, None)
+        self._parked: tuple[float, float | None] = (-1e9, None)
         self._drift: tuple[float, dict | None] = (-1e9, None)
 
     def _drift_report(self) -> dict | None:
@@ -80,14 +96,13 @@ class StateCollector:
         return report or (read_drift(self.drift_file) if self.drift_file else None)
 
     def _queue_value(self) -> float | None:
-        at, value = self._queue
-        if time.monotonic() - at > self.cache_s:
-            try:
-                value = float(self.queue_size()) if self.queue_size else None
-            except Exception:  # database down: the gauge disappears rather than lying
-                value = None
-            self._queue = (time.monotonic(), value)
-        return value
+        self._queue = _cached(self._queue, self.queue_size, self.cache_s)  # database down: no gauge, not a lie
+        return self._queue[1]
+
+    def _parked_value(self) -> float | None:
+        # While the database is down nothing adopts parked records, so this is read whatever the database does.
+        self._parked = _cached(self._parked, self.parked, max(self.cache_s, PARKED_CACHE_S))
+        return self._parked[1]
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
@@ -101,6 +116,14 @@ class StateCollector:
             g = GaugeMetricFamily("aidetect_outbox_pending", "detection records waiting for the database")
             g.add_metric([], float(self.outbox_size()))
             yield g
+        parked = self._parked_value()
+        if parked is not None:
+            g = GaugeMetricFamily(
+                "aidetect_outbox_parked_objects",
+                "outboxes that stopped servers parked in the object store, waiting for a running server to adopt",
+            )
+            g.add_metric([], parked)
+            yield g
         drift = self._drift_report()
         if drift:
             g = GaugeMetricFamily(
@@ -110,6 +133,18 @@ class StateCollector:
                 if row.get("psi") is not None:
                     g.add_metric([feature], float(row["psi"]))
             yield g
+
+
+def _cached(entry: tuple[float, float | None], read, ttl: float) -> tuple[float, float | None]:
+    """(read at, value): `read()` again once `ttl` has passed; None when there is no reader or it fails."""
+    at, value = entry
+    if time.monotonic() - at > ttl:
+        try:
+            value = float(read()) if read else None
+        except Exception:
+            value = None
+        at = time.monotonic()
+    return at, value
 
 
 def read_drift(path: Path) -> dict | None:

@@ -2,6 +2,7 @@
 
     spill(box, objects)     # at exit, the database down: the box's rows as one JSON-lines object, then forgotten
     adopt(box, objects)     # a running server, now and then: every parked object back into its own outbox
+    parked(objects)         # how many are waiting (GET /metrics: aidetect_outbox_parked_objects)
 
 In the deployment the outbox lives on the pod's emptyDir, which goes with the pod: a pod that stops while
 PostgreSQL is down (a rollout during a database upgrade) would lose the answers it had not flushed. The object
@@ -44,3 +45,8 @@ def adopt(box: Outbox, objects) -> int:
         moved += len(records)
         log.warning("adopted %d detection records another server parked in %s/%s", len(records), objects.url, key)
     return moved
+
+
+def parked(objects) -> int:
+    """Parked objects waiting for a server to adopt them: one per server that stopped with records left."""
+    return len(objects.keys(PREFIX))

@@ -215,6 +215,7 @@ class Cascade:
 
 def build_router(server, lit_api, state) -> APIRouter:
     from service.litserve_compat import worker_submitter
+    from service.outbox_spill import parked
 
     to_worker = worker_submitter(server, lit_api)
     settings = state.settings
@@ -223,6 +224,7 @@ def build_router(server, lit_api, state) -> APIRouter:
         drift_file=state.drift_file,
         outbox_size=state.outbox.backlog,
         drift_stored=lambda: state.records.get().latest_drift_report(),
+        parked=lambda: parked(state.parking()),
     )
     router = APIRouter()
 

@@ -171,15 +171,21 @@ class ServiceState:
         self._background_pid = os.getpid()
         from service.api import prune_forever
         from service.outbox import Flusher
-        from service.outbox_spill import adopt
 
-        self.flusher = Flusher(
-            self.outbox, LazyRecords(self.settings).apply_outbox, adopt=lambda: adopt(self.outbox, self.parking())
-        ).start()
+        self.flusher = Flusher(self.outbox, LazyRecords(self.settings).apply_outbox, adopt=self.adopt_parked).start()
         threading.Thread(target=self.keys.refresh_forever, name="api-keys", daemon=True).start()
         threading.Thread(
             target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
         ).start()
+
+    def adopt_parked(self) -> int:
+        """Records stopped servers parked, moved into this process's outbox (and counted for /metrics)."""
+        from service.metrics import metrics
+        from service.outbox_spill import adopt
+
+        n = adopt(self.outbox, self.parking())
+        metrics().outbox_adopted.inc(n)
+        return n
 
     def parking(self):
         """The object store where stopped servers park unflushed records: the review images' store."""

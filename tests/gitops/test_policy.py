@@ -15,6 +15,7 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "R
 SERVICE_METRICS = {
     "aidetect_requests_total", "aidetect_request_latency_seconds", "aidetect_verdicts_total",
     "aidetect_score", "aidetect_review_queue_size", "aidetect_drift_psi", "aidetect_model_info",
+    "aidetect_outbox_pending", "aidetect_outbox_parked_objects",
 }
 MODEL_URI = re.compile(r"^models:/aidetect/([1-9][0-9]*)$")
 
@@ -326,6 +327,17 @@ def test_rules_analysis_and_dashboard_use_only_metrics_the_service_exports(all_o
     used = set().union(*(_metric_names(t) for t in texts))
     assert used <= SERVICE_METRICS, used - SERVICE_METRICS
     assert used == SERVICE_METRICS, f"not on the dashboard or in any rule: {SERVICE_METRICS - used}"
+
+
+def test_the_metrics_the_rules_name_are_the_ones_the_service_renders(tmp_path):
+    from service.metrics import StateCollector, render
+
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"features": {"score": {"psi": 0.1}}}))
+    every_gauge = StateCollector(queue_size=lambda: 1, drift_file=drift, outbox_size=lambda: 1, parked=lambda: 1)
+    rendered = {line.split()[2] for line in render(every_gauge)[0].decode().splitlines() if line.startswith("# TYPE")}
+    rendered |= {f"{name}_total" for name in rendered}  # counters are scraped with the suffix
+    assert SERVICE_METRICS <= rendered, SERVICE_METRICS - rendered
 
 
 def test_backup_and_ingest_cronjobs(all_objects):

@@ -27,3 +27,22 @@ def test_a_database_outage_hides_the_queue_gauge_instead_of_failing_the_scrape(t
 
     text = render(StateCollector(queue_size=down, drift_file=tmp_path / "missing.json"))[0].decode()
     assert "aidetect_review_queue_size" not in text and "aidetect_score" in text
+
+
+def test_parked_outboxes_are_counted_at_most_once_a_minute_and_hidden_when_the_store_is_away(tmp_path):
+    listings = []
+
+    def parked():
+        listings.append(1)
+        return 3
+
+    collector = StateCollector(drift_file=tmp_path / "missing.json", parked=parked)
+    for _ in range(3):
+        assert "aidetect_outbox_parked_objects 3.0" in render(collector)[0].decode()
+    assert len(listings) == 1  # one object-store listing, not one per scrape
+
+    def away():
+        raise ConnectionError("object store down")
+
+    text = render(StateCollector(drift_file=tmp_path / "missing.json", parked=away))[0].decode()
+    assert "aidetect_outbox_parked_objects" not in text and "aidetect_outbox_adopted_records_total" in text

@@ -11,7 +11,7 @@ import pytest
 
 from model.etl.objects import LocalObjects, ObjectStoreError, open_objects
 from service.outbox import Flusher, Outbox, flush_before_exit
-from service.outbox_spill import PREFIX, adopt, spill
+from service.outbox_spill import PREFIX, adopt, parked, spill
 
 
 def refuses(rows):
@@ -26,12 +26,14 @@ def test_parked_records_move_from_one_servers_outbox_to_anothers_whole(tmp_path,
     n, key = spill(stopping, objects)
     assert n == 4 and key.startswith(PREFIX) and objects.keys(PREFIX) == [key] and len(stopping) == 0
     assert spill(stopping, objects) == (0, None) and objects.keys(PREFIX) == [key]  # nothing left: no object
+    assert parked(objects) == 1
 
     assert adopt(running, objects) == 4
     got = []
     running.drain(got.extend)
     assert got == sent  # typed, in order, every field
     assert objects.keys(PREFIX) == [] and adopt(running, objects) == 0  # adopted once
+    assert parked(objects) == 0
 
 
 def test_a_store_that_cannot_take_them_leaves_the_records_in_the_outbox(tmp_path, make_detection):

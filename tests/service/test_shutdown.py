@@ -142,7 +142,7 @@ def test_answers_a_server_could_not_record_before_stopping_are_parked_and_anothe
     assert len(list((objects / PREFIX).iterdir())) == 1, "nothing was parked"
 
     home = tmp_path / "running"  # its own SQLite records: the database that is up
-    detector_with(AIDETECT_HOME=str(home), **shared)
+    running = detector_with(AIDETECT_HOME=str(home), **shared)
     db = Records.open(Settings(home=home, object_store=str(objects)))
     try:
         deadline = time.monotonic() + 60
@@ -152,6 +152,8 @@ def test_answers_a_server_could_not_record_before_stopping_are_parked_and_anothe
     finally:
         db.close()
     assert not list((objects / PREFIX).iterdir())  # adopted once, and gone from the store
+    scraped = httpx.get(f"{running}/metrics", timeout=30).text  # its first scrape: the store is listed now
+    assert "aidetect_outbox_adopted_records_total 5.0" in scraped and "aidetect_outbox_parked_objects 0.0" in scraped
 
 def group_of(pgid: int) -> str:
     out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
