@@ -133,14 +133,40 @@ class ModelRef:
     run_id: str | None = None
 
 
+REACH_TIMEOUT_S = 5.0
+
+
 def configure(settings: Settings) -> str:
-    """Point MLflow at the configured store; for the embedded SQLite default, create the home dir."""
+    """Point MLflow at the configured store; for the embedded SQLite default, create the home dir. A tracking
+    or registry server that does not answer at all is a RegistryError here (check_reachable)."""
     uri = settings.resolved_tracking_uri
     if uri.startswith("sqlite:///") and settings.tracking_uri is None:
         settings.home.mkdir(parents=True, exist_ok=True)
+    for server in dict.fromkeys((uri, settings.registry_uri or uri)):
+        check_reachable(server)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(settings.registry_uri or uri)
     return uri
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Raise RegistryError when the MLflow server at an http(s) `uri` cannot be reached within `timeout` seconds.
+
+    MLflow's own client retries a refused connection 7 times with exponential backoff: a command pointed at a
+    server that is down printed urllib3 warnings for minutes before its error. Any HTTP answer counts as
+    reachable (a proxy's 401 or 404 is for MLflow's own calls to report), and the probe sends nothing but
+    `GET /health`, so it verifies no certificate: a private CA that MLflow is told about is not a failure."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout, verify=False)
+    except httpx.HTTPError as e:
+        raise RegistryError(
+            f"MLflow at {uri} is unreachable ({_short(e) or type(e).__name__}): start it, or set "
+            "AIDETECT_TRACKING_URI (--tracking-uri) to one that runs"
+        ) from None
 
 
 def ensure_experiment(settings: Settings) -> str:

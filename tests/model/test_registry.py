@@ -48,3 +48,30 @@ def test_log_data_input_hashes_a_plain_manifest(tmp_path):
         digest = registry.log_data_input(manifest)
     assert digest == hashlib.sha256(manifest.read_bytes()).hexdigest()
     assert mlflow.get_run(run.info.run_id).data.tags["aidetect.manifest.sha256"] == digest
+
+
+def test_a_server_that_answers_anything_is_reachable_and_one_that_does_not_answer_is_not(tmp_path):
+    import http.server
+    import threading
+    import time
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # an auth proxy or an older server: still a server, for MLflow's calls to judge
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        registry.check_reachable(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    registry.check_reachable(f"sqlite:///{tmp_path}/mlflow.db")  # nothing to reach: no probe
+    t0 = time.monotonic()
+    with pytest.raises(registry.RegistryError, match=r"MLflow at http://127.0.0.1:9 is unreachable \(.*refused"):
+        registry.configure(Settings(home=tmp_path, tracking_uri="http://127.0.0.1:9"))
+    assert time.monotonic() - t0 < registry.REACH_TIMEOUT_S
