@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
 
 import numpy as np
 import pillow_heif
@@ -170,33 +169,19 @@ def fit_to_size(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) ->
     return img
 
 
-@lru_cache(maxsize=8)
-def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """(3, 256) float32: every uint8 value of each channel, normalised with the same float32 arithmetic
-    as (x / 255 - mean) / std, so a lookup gives bit-identical results."""
-    v = np.arange(256, dtype=np.float32)[:, None] / 255.0
-    table = (v - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    table = np.ascontiguousarray(table.T)
-    table.flags.writeable = False
-    return table
-
-
 def to_array(img: Image.Image, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
-    """RGB image -> float32 CHW array normalised with the backbone's statistics.
+    """RGB image -> float32 CHW array normalised with the backbone's statistics: (x / 255 - mean) / std, the
+    very numbers training's normalise_batch computes (model/dataset.py), bit for bit.
 
-    A table lookup per channel instead of float arithmetic on every pixel, and exactly the same numbers.
-    Each channel is looked up from its own contiguous plane (Pillow's split): np.take with a strided
-    uint8 index into `out` was 5x slower (1.3 ms against 0.27 ms at 256 px), a tenth of the serving
-    worker's CPU per image besides the model."""
-    table = _normalise_table(tuple(cfg.mean), tuple(cfg.std))
-    if isinstance(img, Image.Image) and img.mode == "RGB":
-        planes = [np.asarray(band) for band in img.split()]
-    else:
-        a = np.asarray(img, dtype=np.uint8)
-        planes = [np.ascontiguousarray(a[..., c]) for c in range(3)]
-    out = np.empty((3, *planes[0].shape), dtype=np.float32)
-    for c in range(3):
-        np.take(table[c], planes[c], out=out[c])
+    Three in-place passes over one float32 output, read straight from the HWC pixels. The per-channel table
+    lookup this replaced (np.take) gave the same numbers but widened each uint8 plane to a temporary int64
+    index first, 1.5 MB of fresh memory per 256 px image. On 64 val images it took 0.31 ms idle and 1.4 ms
+    beside two training jobs (a serving worker always shares its cores), against 0.15-0.17 ms for this."""
+    a = np.asarray(img, dtype=np.uint8)
+    out = np.empty((3, *a.shape[:2]), dtype=np.float32)
+    np.divide(a.transpose(2, 0, 1), np.float32(255.0), out=out)
+    out -= np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
+    out /= np.asarray(cfg.std, dtype=np.float32)[:, None, None]
     return out
 
 

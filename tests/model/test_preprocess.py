@@ -138,7 +138,10 @@ def test_unsupported_format_is_refused():
     "cfg", [PreprocessConfig(), PreprocessConfig(mean=(0.5, 0.25, 0.0), std=(0.5, 1.0, 2.0))], ids=["imagenet", "other"]
 )
 def test_to_array_matches_the_arithmetic_definition_exactly(cfg):
-    # The lookup table must give the very numbers (x / 255 - mean) / std gives, for every byte value.
+    # Serving must give the very numbers (x / 255 - mean) / std gives, for every byte value, and so the very
+    # numbers training's batches hold: the two cannot drift by a rounding.
+    from model.dataset import normalise_batch
+
     pixels = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     pixels[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 1, 254]]
     x = pixels.astype(np.float32) / 255.0
@@ -146,6 +149,7 @@ def test_to_array_matches_the_arithmetic_definition_exactly(cfg):
     got = to_array(Image.fromarray(pixels), cfg)
     assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == (3, 37, 53)
     assert np.array_equal(got, want)
+    assert np.array_equal(got, normalise_batch(pixels[None], cfg)[0].numpy())
 
 
 def test_config_roundtrip():
