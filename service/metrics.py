@@ -60,7 +60,9 @@ def metrics() -> SimpleNamespace:
     )
 
 
-PARKED_CACHE_S = 60.0  # parked objects are listed at most this often: a listing is an object-store request
+# Parked objects are listed at most this often: a listing is an object-store request, and one to a store that
+# is away costs the scrape up to the review store's timeouts (service/review_store.py: 0.5 s connect, 2 s read).
+PARKED_CACHE_S = 60.0
 
 
 class StateCollector:
