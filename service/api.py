@@ -9,6 +9,7 @@ costs its neighbours their answer.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -224,9 +225,10 @@ def outbox_path(settings: Settings):
 PRUNE_EVERY_S = 3600.0
 
 
-def prune_forever(records: LazyRecords, settings: Settings) -> None:
+def prune_forever(records: LazyRecords, settings: Settings, stop: threading.Event | None = None) -> None:
     """Apply the review retention hourly, so even a laptop's `aidetect up` forgets stale kept images."""
-    while True:
+    stop = stop or threading.Event()
+    while not stop.is_set():
         try:
             out = records.get().prune(settings.review_retention_days)
             if out["detections_expired"]:
@@ -234,7 +236,7 @@ def prune_forever(records: LazyRecords, settings: Settings) -> None:
         except Exception as e:  # database down: next hour
             log.warning("retention pass skipped: %s", e)
             records._records = None
-        time.sleep(PRUNE_EVERY_S)
+        stop.wait(PRUNE_EVERY_S)
 
 
 class LazyRecords:

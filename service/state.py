@@ -161,6 +161,7 @@ class ServiceState:
         self.secret = session_secret(settings)
         self.drift_file = Path(settings.home) / "monitoring" / "drift.json"
         self._background_pid: int | None = None
+        self._stop = threading.Event()
         self._parking = None
 
     def ensure_background(self) -> None:
@@ -173,10 +174,18 @@ class ServiceState:
         from service.outbox import Flusher
 
         self.flusher = Flusher(self.outbox, LazyRecords(self.settings).apply_outbox, adopt=self.adopt_parked).start()
-        threading.Thread(target=self.keys.refresh_forever, name="api-keys", daemon=True).start()
+        threading.Thread(target=self.keys.refresh_forever, args=(self._stop,), name="api-keys", daemon=True).start()
         threading.Thread(
-            target=prune_forever, args=(LazyRecords(self.settings), self.settings), name="pruner", daemon=True
-        ).start()
+            target=prune_forever, args=(LazyRecords(self.settings), self.settings, self._stop), name="pruner",
+            daemon=True,
+        ).start()  # fmt: skip
+
+    def stop_background(self) -> None:
+        """End what ensure_background started in this process (an app built in-process, as tests build them;
+        a served process simply exits, its final flush done by the main process)."""
+        self._stop.set()
+        if self._background_pid == os.getpid():
+            self.flusher.stop()
 
     def adopt_parked(self) -> int:
         """Records stopped servers parked, moved into this process's outbox (and counted for /metrics)."""

@@ -27,11 +27,27 @@ def anyio_backend():
     return "asyncio"
 
 
+BUILT = []  # the states of the servers a test built: their background threads end with it
+
+
+@pytest.fixture(autouse=True)
+def stop_background_threads():
+    yield
+    while BUILT:
+        BUILT.pop().stop_background()
+
+
+def built(settings):
+    server = build_server(settings)
+    BUILT.append(server.state)
+    return server
+
+
 def make(tmp_path, **overrides):
     """(app, settings, records) of a server whose records live under tmp_path."""
     settings = Settings(home=tmp_path, **overrides)
     records = Records.open(settings)
-    return build_server(settings).app, settings, records
+    return built(settings).app, settings, records
 
 
 def client(app, base="http://t", ip="127.0.0.1"):
@@ -376,7 +392,7 @@ async def test_a_database_that_never_answers_holds_up_only_the_request_that_read
         settings = Settings(
             home=tmp_path, auth_required=True, store_url=f"postgresql://u:p@127.0.0.1:{silent.port}/aidetect"
         )
-        app = build_server(settings).app
+        app = built(settings).app
         async with client(app) as c:
             keyed = asyncio.create_task(c.post("/v1/detect", content=b"x", headers={"X-API-Key": new_key()[1]}))
             await asyncio.sleep(0.3)  # the key check is now waiting on the silent database
@@ -387,3 +403,17 @@ async def test_a_database_that_never_answers_holds_up_only_the_request_that_read
         assert silent.held  # it did try the database
     finally:
         silent.close()
+
+
+async def test_an_app_built_in_process_ends_its_background_threads(tmp_path):
+    import threading
+
+    app, _, _ = make(tmp_path)
+    async with client(app) as c:
+        assert (await c.get("/livez")).status_code == 200  # any request starts them
+    started = [t for t in threading.enumerate() if t.name in ("outbox-flusher", "api-keys", "pruner")]
+    assert len(started) >= 3
+    BUILT.pop().stop_background()
+    for t in started:
+        t.join(5)
+    assert not [t.name for t in started if t.is_alive()]

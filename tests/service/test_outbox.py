@@ -75,27 +75,45 @@ def test_flusher_retries_until_the_database_returns(tmp_path, make_detection):
         flusher.stop()
 
 
+# Run in a fresh interpreter: forked from this pytest process, whose earlier tests leave daemon threads that use
+# SQLite (in-process apps' flushers), the child once inherited a lock one of them held and hung in connect.
+FORKING_APPENDS = """
+import os, sys, threading
+from service.detection import Detection
+from service.outbox import Outbox
+
+box = Outbox(sys.argv[1])
+rows = [Detection.from_outbox(line) for line in sys.stdin.read().splitlines()]
+box.append(rows[:1])
+threads = [threading.Thread(target=box.append, args=([r],)) for r in rows[1:5]]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+pid = os.fork()
+if pid == 0:  # the child appends through the object it inherited, then leaves without cleanup
+    try:
+        box.append(rows[5:6])
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+box.append(rows[6:])
+"""
+
+
 def test_appends_from_threads_and_a_forked_child_all_land(tmp_path, make_detection):
     # The appender keeps its connection open: threads share it one at a time, a forked child opens its own.
-    import os
-    import threading
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    box = Outbox(tmp_path / "outbox.db")
-    box.append([make_detection(b"parent")])
-    threads = [threading.Thread(target=box.append, args=([make_detection(bytes([i]))],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    pid = os.fork()
-    if pid == 0:  # the child appends through the object it inherited, then leaves without cleanup
-        try:
-            box.append([make_detection(b"child")])
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    box.append([make_detection(b"parent again")])
-    assert len(box) == 7
+    sent = [make_detection(bytes([i])) for i in range(7)]
+    path = tmp_path / "outbox.db"
+    subprocess.run([sys.executable, "-c", FORKING_APPENDS, str(path)], input="\n".join(d.to_outbox() for d in sent),
+                   text=True, check=True, timeout=120, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    got = []
+    Outbox(path).drain(got.extend)
+    assert sorted(d.id for d in got) == sorted(d.id for d in sent)
 
 
 def test_the_final_flush_takes_what_is_left_and_a_database_that_hangs_costs_at_most_its_bound(
