@@ -2,7 +2,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from model.preprocess import (
     ImageError,
@@ -53,6 +53,22 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     out = decode_image(encode(img, "JPEG", exif=exif.tobytes()))
     assert out.size == (20, 40)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_exif_orientation_turns_the_pixels_as_pillow_does(orientation):
+    """decode_image turns in place; every one of the eight orientations must give the pixels of Pillow's
+    own exif_transpose (lossless PNG, so any difference is a wrong turn, not compression)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    y, x = np.mgrid[0:24, 0:40]
+    # red runs left to right, green top to bottom: each of the eight turns gives other pixels
+    picture = Image.fromarray(np.stack([x * 6, y * 10, x + y], axis=2).astype(np.uint8))
+    data = encode(picture, "PNG", exif=exif.tobytes())
+    expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    out = decode_image(data)
+    assert out.size == expected.size == ((24, 40) if orientation >= 5 else (40, 24))
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
 
 
 def test_alpha_becomes_white_not_black():
