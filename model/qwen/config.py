@@ -27,6 +27,10 @@ class QwenConfig:
     # --- base model ---
     base_model: str = "Qwen/Qwen2-VL-7B-Instruct"  # hub id or local path; "tiny" = random 2-layer model
     tokenizer: str | None = None  # hub id or path; None = base_model's, or the packaged Qwen files for "tiny"
+    # Hub commit (or tag) of base_model, and of its tokenizer when that comes from the same repository: a run
+    # and its rerun load the same weights, and a repository changed under its name is not picked up unseen.
+    # None = the hub's main; a local folder ignores it.
+    revision: str | None = None
     tiny_seed: int = 0  # seed of the random weights when base_model is "tiny"
     dtype: str = "bfloat16"  # compute dtype of the frozen base: float32 | bfloat16 | float16
     attn_implementation: str = "sdpa"  # "sdpa" | "eager" | "flash_attention_2"

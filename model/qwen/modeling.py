@@ -55,7 +55,7 @@ def load_tokenizer(cfg: QwenConfig, path: str | Path | None = None):
     from transformers import AutoTokenizer
 
     source = path or cfg.tokenizer or (packaged_tokenizer_dir() if cfg.base_model in RANDOM else cfg.base_model)
-    tok = AutoTokenizer.from_pretrained(str(source))
+    tok = AutoTokenizer.from_pretrained(str(source), revision=cfg.revision if source == cfg.base_model else None)
     tok.padding_side = "left"  # the answer is read at the last position of every row
     if tok.pad_token is None:
         tok.pad_token = "<|endoftext|>"
@@ -160,7 +160,8 @@ def load_base(cfg: QwenConfig, path: str | Path | None = None, quantization_conf
         kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
         if quantization_config is not None:
             kw.update(quantization_config=quantization_config, device_map={"": _local_cuda_index()})
-        model = Qwen2VLForConditionalGeneration.from_pretrained(str(source), **kw)
+        revision = cfg.revision if source == cfg.base_model else None  # a saved folder is what it is
+        model = Qwen2VLForConditionalGeneration.from_pretrained(str(source), revision=revision, **kw)
     model.config.use_cache = False
     return model
 

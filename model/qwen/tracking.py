@@ -104,6 +104,7 @@ def log_and_register(result, settings: Settings, name: str | None = None) -> reg
                 "aidetect": {
                     "detector": "qwen2-vl",
                     "base_model": cfg.base_model,
+                    "base_revision": cfg.revision,
                     "image_size": cfg.image_size,
                     "question": cfg.question,
                 }
