@@ -41,8 +41,8 @@ def test_no_block_of_six_lines_repeats_across_the_packages():
 
 
 def test_the_check_finds_a_block_copied_from_a_package_into_another_file(tmp_path):
-    """A copy of a function that uses torch and a class whose base comes from LitServe: modules the plugin keeps
-    astroid from building must not hide the copy."""
+    """A copy of a class whose code calls torch and numpy, modules the plugin keeps astroid from building:
+    refusing them must not hide the copy."""
     source = (REPO / "model" / "runtime.py").read_text()
     scorer = source[source.index("class TorchScorer") : source.index("class OnnxScorer")]
     copy = tmp_path / "copied.py"
